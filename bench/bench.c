@@ -1,0 +1,237 @@
+/*
+ * dcmcrypt-bench - frames/s and GOP/s of the frame cipher on 512x512 frames, per preset, bit depth
+ * and thread count, split into network, keystream and diffusion. One line per configuration, in
+ * key=value form for scripts. --torch also runs bench/torch_ref.py (the same network in PyTorch)
+ * and prints the speed ratio. Timing only: nothing here asserts a speed.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cipher/internal.h"
+#include "dcmcrypt.h"
+#include "dcmcrypt_io.h"
+
+#include <openssl/evp.h>
+
+#define DIM 512u
+
+/* Network operations (2 per multiply-accumulate) of one frame: 2*rounds evaluations at half size. */
+static double network_ops(const dcmc_preset *p, unsigned samples)
+{
+    double hw = (DIM / 2.0) * (DIM / 2.0), cin = 2.0 * samples, c = 16;
+    double macs = hw * (9 * cin * c + p->blocks * 2 * 9 * c * c + 9 * c * cin);
+    if (p->attention)
+        macs += hw * p->blocks * (2.0 * p->sa_kernel * p->sa_kernel + 3 * c);
+    return 2.0 * macs * 2 * p->rounds;
+}
+
+static void load_frame(uint8_t *px, unsigned bits, const char *src_dir)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/png/nema-wg04_CT1_chest_512x512_gray%u.png", src_dir, bits);
+    dcmc_raster r;
+    if (dcmc_png_read(path, &r) == DCMC_OK && r.width == DIM && r.height == DIM &&
+        r.channels == 1 && r.bit_depth == bits) {
+        memcpy(px, r.data, r.size);
+        dcmc_raster_free(&r);
+        return;
+    }
+    /* No sample data: a smooth synthetic frame (the cipher's cost does not depend on content). */
+    for (size_t i = 0; i < (size_t)DIM * DIM; i++) {
+        unsigned v = (unsigned)((i % DIM) * 3 + (i / DIM) * 5);
+        if (bits == 8)
+            px[i] = (uint8_t)v;
+        else
+            px[2 * i] = (uint8_t)v, px[2 * i + 1] = (uint8_t)(v >> 8 & 0x0F);
+    }
+}
+
+static double run(const char *preset, unsigned bits, int threads, int frames, const char *data_dir,
+                  int quiet)
+{
+    dcmc_header h;
+    memset(&h, 0, sizeof h);
+    h.version = DCMC_FORMAT_VERSION;
+    h.flags = DCMC_FLAG_STANDARD_LAYER;
+    dcmc_preset_by_name(preset, &h.preset);
+    dcmc_layout l = {DIM, DIM, 1, 0, bits, bits, bits - 1, 0};
+    h.layout = l;
+    h.frames = (uint32_t)frames;
+    dcmc_key key;
+    dcmc_key_generate(&key);
+    dcmc_random(h.nonce, sizeof h.nonce);
+    size_t fb;
+    dcmc_layout_frame_bytes(&l, &fb);
+    uint8_t *px = malloc(fb), *ct = malloc(fb);
+    load_frame(px, bits, data_dir);
+    dcmc_frame_cipher *fc;
+    if (!px || !ct || dcmc_frame_cipher_new(&fc, &key, &h, threads) != DCMC_OK) {
+        fprintf(stderr, "dcmcrypt-bench: cannot set up\n");
+        exit(2);
+    }
+    dcmc_frame_encrypt(fc, 0, px, ct, fb); /* warm-up: page faults, thread pool */
+    uint64_t net = 0, ks = 0, dif = 0, t0 = dcmc_now_ns();
+    for (int f = 0; f < frames; f++) {
+        dcmc_frame_encrypt(fc, (uint32_t)f, px, ct, fb);
+        dcmc_frame_timing t;
+        dcmc_frame_cipher_timing(fc, &t);
+        net += t.network_ns;
+        ks += t.keystream_ns;
+        dif += t.diffusion_ns;
+    }
+    double total = (double)(dcmc_now_ns() - t0) / 1e6 / frames;
+    double ops = network_ops(&h.preset, 1);
+    if (!quiet)
+        printf("preset=%s bits=%u threads=%d ms_per_frame=%.2f frames_per_s=%.2f gops=%.1f "
+               "network_ms=%.2f keystream_ms=%.2f diffusion_ms=%.2f network_gops=%.1f simd=%s\n",
+               preset, bits, threads, total, 1e3 / total, ops / (total * 1e6),
+               (double)net / 1e6 / frames, (double)ks / 1e6 / frames, (double)dif / 1e6 / frames,
+               ops / ((double)net / frames), dcmc_simd_path());
+    fflush(stdout);
+    dcmc_frame_cipher_free(fc);
+    free(px);
+    free(ct);
+    return total;
+}
+
+/* SHA-256 of the cipher frames of fixed key, nonce and content for several layouts: scripts
+ * compare it across builds (optimised vs -O0) and machines. */
+static int digest(const char *data_dir)
+{
+    static const dcmc_layout layouts[] = {
+        {DIM, DIM, 1, 0, 8, 8, 7, 0}, {DIM, DIM, 1, 0, 16, 16, 15, 0}, {DIM, DIM, 1, 0, 16, 12, 11, 1},
+        {241, 317, 3, 0, 8, 8, 7, 0},  {99, 101, 3, 1, 16, 10, 9, 0},  {64, 60, 1, 0, 32, 32, 31, 1},
+    };
+    const char *presets[] = {"at-resnet-cm", "resnet-cm"};
+    for (size_t li = 0; li < sizeof layouts / sizeof layouts[0]; li++) {
+        for (int p = 0; p < 2; p++) {
+            for (int threads = 1; threads <= 2; threads++) {
+                const dcmc_layout *l = &layouts[li];
+                dcmc_header h;
+                memset(&h, 0, sizeof h);
+                h.version = DCMC_FORMAT_VERSION;
+                h.flags = DCMC_FLAG_STANDARD_LAYER;
+                dcmc_preset_by_name(presets[p], &h.preset);
+                h.layout = *l;
+                h.frames = 1;
+                for (int i = 0; i < 16; i++)
+                    h.nonce[i] = (uint8_t)(i + 1);
+                dcmc_key key;
+                for (int i = 0; i < 32; i++)
+                    key.bytes[i] = (uint8_t)(7 * i + 3);
+                size_t fb;
+                dcmc_layout_frame_bytes(l, &fb);
+                uint8_t *px = malloc(fb);
+                if (l->rows == DIM && l->samples == 1 && l->bits_allocated == l->bits_stored)
+                    load_frame(px, l->bits_allocated, data_dir);
+                else
+                    for (size_t i = 0; i < fb; i++)
+                        px[i] = (uint8_t)(i * 2654435761u >> 13);
+                dcmc_frame_cipher *fc;
+                if (dcmc_frame_cipher_new(&fc, &key, &h, threads) != DCMC_OK ||
+                    dcmc_frame_encrypt(fc, 0, px, px, fb) != DCMC_OK) {
+                    fprintf(stderr, "dcmcrypt-bench: digest run failed\n");
+                    return 2;
+                }
+                unsigned char md[32];
+                unsigned int mdl = 0;
+                EVP_Digest(px, fb, md, &mdl, EVP_sha256(), NULL);
+                printf("%s %ux%u s%u p%u ba%u bs%u sg%u threads=%d sha256=", presets[p], l->rows,
+                       l->cols, l->samples, l->planar, l->bits_allocated, l->bits_stored,
+                       l->is_signed, threads);
+                for (unsigned i = 0; i < mdl; i++)
+                    printf("%02x", md[i]);
+                printf("\n");
+                dcmc_frame_cipher_free(fc);
+                free(px);
+            }
+        }
+    }
+    return 0;
+}
+
+static double torch_ms(const char *script, const char *preset, int threads, int frames)
+{
+    char cmd[8192];
+    snprintf(cmd, sizeof cmd,
+             "MALLOC_MMAP_THRESHOLD_=1073741824 /usr/bin/python3 '%s' --threads %d --frames %d%s",
+             script, threads, frames, strcmp(preset, "resnet-cm") == 0 ? " --no-attention" : "");
+    FILE *p = popen(cmd, "r");
+    if (!p)
+        return -1;
+    char line[1024];
+    double ms = -1;
+    while (fgets(line, sizeof line, p)) {
+        fputs(line, stdout);
+        char *m = strstr(line, "ms_per_frame=");
+        if (m)
+            ms = atof(m + 13);
+    }
+    return pclose(p) == 0 ? ms : -1;
+}
+
+int main(int argc, char **argv)
+{
+    int frames = 20, torch = 0, only_threads = 0, bits_only = 0;
+    const char *preset_only = NULL, *data_dir = DCMC_SAMPLE_DIR, *script = DCMC_TORCH_SCRIPT;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--frames") && i + 1 < argc)
+            frames = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--threads") && i + 1 < argc)
+            only_threads = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--bits") && i + 1 < argc)
+            bits_only = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--preset") && i + 1 < argc)
+            preset_only = argv[++i];
+        else if (!strcmp(argv[i], "--simd") && i + 1 < argc) {
+            if (dcmc_simd_force(argv[++i]) != DCMC_OK) {
+                fprintf(stderr, "dcmcrypt-bench: SIMD path '%s' not available\n", argv[i]);
+                return 1;
+            }
+        } else if (!strcmp(argv[i], "--digest"))
+            return digest(data_dir);
+        else if (!strcmp(argv[i], "--torch"))
+            torch = 1;
+        else if (!strcmp(argv[i], "--data") && i + 1 < argc)
+            data_dir = argv[++i];
+        else {
+            printf("usage: dcmcrypt-bench [--frames N] [--threads N] [--bits 8|16] [--preset NAME]\n"
+                   "                      [--simd scalar|avx2|avx512-vnni] [--torch] [--data DIR] [--digest]\n"
+                   "One line per configuration: 512x512 frames, frames/s, GOP/s of the network\n"
+                   "(2 ops per multiply-accumulate) and the split into network, keystream and\n"
+                   "diffusion. --torch runs the PyTorch reference (bench/torch_ref.py) beside it.\n"
+                   "--digest prints SHA-256 of fixed-key cipher frames (build comparisons).\n");
+            return strcmp(argv[i], "-h") && strcmp(argv[i], "--help") ? 1 : 0;
+        }
+    }
+    if (frames < 1)
+        frames = 1;
+    printf("# %s; SIMD %s\n", dcmc_build_info(), dcmc_simd_path());
+    const char *presets[] = {"at-resnet-cm", "resnet-cm"};
+    const unsigned bitsv[] = {8, 16};
+    const int threadsv[] = {1, 2};
+    for (int p = 0; p < 2; p++) {
+        if (preset_only && strcmp(preset_only, presets[p]))
+            continue;
+        for (int b = 0; b < 2; b++) {
+            if (bits_only && (unsigned)bits_only != bitsv[b])
+                continue;
+            for (int t = 0; t < 2; t++) {
+                if (only_threads && only_threads != threadsv[t])
+                    continue;
+                double ms = run(presets[p], bitsv[b], threadsv[t], frames, data_dir, 0);
+                if (torch && b == 1) {
+                    double tm = torch_ms(script, presets[p], threadsv[t], frames);
+                    if (tm > 0)
+                        printf("ratio preset=%s threads=%d torch_over_dcmcrypt=%.2f\n", presets[p],
+                               threadsv[t], tm / ms);
+                    else
+                        printf("# PyTorch reference not available (python3-torch missing?)\n");
+                }
+            }
+        }
+    }
+    return 0;
+}

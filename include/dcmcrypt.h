@@ -1,0 +1,241 @@
+/*
+ * dcmcrypt.h - the dcmcrypt cipher library: AT-ResNet-CM pixel encryption, exact round trip.
+ *
+ * This header is the manual. A frame of pixels is described by a dcmc_layout (any DICOM pixel
+ * layout: 1/8/16/32 bits allocated, any bits stored, signed or not, 1 or 3 samples, planar 0/1).
+ * dcmc_image_encrypt() encrypts every frame of an image in place, fills a dcmc_header (the
+ * container-neutral metadata a container such as DICOM must store) and returns an encrypted,
+ * authenticated payload (the caller's protected bytes plus any bits above High Bit).
+ * dcmc_image_decrypt() checks the key, then the MAC, and only then writes plaintext.
+ *
+ * Rules: every function returns a dcmc_status and never prints or exits; outputs are set to safe
+ * values on entry; sizes are size_t and overflow-checked; anything that held a key is wiped.
+ * The cipher itself is specified in docs/format.md.
+ */
+#ifndef DCMCRYPT_H
+#define DCMCRYPT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define DCMC_VERSION_STRING "0.1.0"
+#define DCMC_FORMAT_VERSION 1u
+
+/* Append-only: values are stable and may appear in logs and reports. */
+typedef enum dcmc_status {
+    DCMC_OK = 0,
+    DCMC_ERR_ARG = 1,          /* a NULL pointer or an out-of-range argument */
+    DCMC_ERR_NOMEM = 2,        /* allocation failed */
+    DCMC_ERR_OVERFLOW = 3,     /* a size computation would overflow */
+    DCMC_ERR_LAYOUT = 4,       /* the pixel layout is inconsistent or unsupported */
+    DCMC_ERR_IO = 5,           /* a file could not be read or written */
+    DCMC_ERR_FORMAT = 6,       /* malformed input (image file, header, key file) */
+    DCMC_ERR_UNSUPPORTED = 7,  /* well-formed but not supported (format version, image type) */
+    DCMC_ERR_KEY = 8,          /* malformed key material or empty passphrase */
+    DCMC_ERR_WRONG_KEY = 9,    /* the key check value does not match: wrong key or passphrase */
+    DCMC_ERR_INTEGRITY = 10,   /* the MAC does not match: data tampered or damaged */
+    DCMC_ERR_CRYPTO = 11,      /* the crypto library failed */
+    DCMC_ERR_PRESET = 12,      /* unknown preset name or id */
+    DCMC_ERR_TRUNCATED = 13,   /* input shorter than its description says */
+} dcmc_status;
+
+/* A short English description of a status; never NULL. */
+const char *dcmc_status_str(dcmc_status s);
+
+/* ---- Pixel layout --------------------------------------------------------------------------- */
+
+/*
+ * One frame is rows*cols*samples pixel words, little-endian, stored as DICOM stores them:
+ * planar 0 = R1G1B1R2G2B2..., planar 1 = RRR..GGG..BBB.... With bits_allocated 1 the words are
+ * single bits packed LSB first (bit k of the frame is bit k%8 of byte k/8). The stored value of a
+ * word occupies bits [high_bit-bits_stored+1, high_bit].
+ */
+typedef struct dcmc_layout {
+    uint32_t rows;
+    uint32_t cols;
+    uint32_t samples;        /* 1 or 3 */
+    uint32_t planar;         /* 0 or 1 (only meaningful with 3 samples) */
+    uint32_t bits_allocated; /* 1, 8, 16 or 32 */
+    uint32_t bits_stored;    /* 1..bits_allocated */
+    uint32_t high_bit;       /* bits_stored-1..bits_allocated-1 */
+    uint32_t is_signed;      /* 0 or 1 (pixel representation) */
+} dcmc_layout;
+
+/* DCMC_OK if the layout is one this library handles; DCMC_ERR_LAYOUT or DCMC_ERR_OVERFLOW if not. */
+dcmc_status dcmc_layout_check(const dcmc_layout *layout);
+/* Bytes of one frame (bits_allocated 1: rounded up to whole bytes). */
+dcmc_status dcmc_layout_frame_bytes(const dcmc_layout *layout, size_t *bytes);
+
+/* ---- Keys ----------------------------------------------------------------------------------- */
+
+#define DCMC_KEY_BYTES 32u
+#define DCMC_SALT_BYTES 16u
+#define DCMC_NONCE_BYTES 16u
+#define DCMC_KCV_BYTES 8u
+#define DCMC_MAC_BYTES 32u
+
+typedef struct dcmc_key {
+    uint8_t bytes[DCMC_KEY_BYTES];
+} dcmc_key;
+
+typedef enum dcmc_kdf_id { DCMC_KDF_NONE = 0, DCMC_KDF_SCRYPT = 1 } dcmc_kdf_id;
+
+/* How the master key was obtained; recorded in every encrypted object. */
+typedef struct dcmc_kdf {
+    uint8_t id;                   /* dcmc_kdf_id */
+    uint8_t log2_n;               /* scrypt N = 2^log2_n */
+    uint8_t r, p;                 /* scrypt r and p */
+    uint8_t salt[DCMC_SALT_BYTES];
+} dcmc_kdf;
+
+#define DCMC_SCRYPT_LOG2N_DEFAULT 17u
+#define DCMC_SCRYPT_R_DEFAULT 8u
+#define DCMC_SCRYPT_P_DEFAULT 1u
+
+/* Wipe a key (or any secret) in a way the compiler cannot remove. */
+void dcmc_wipe(void *p, size_t n);
+/* Parse a key: exactly 32 raw bytes, or 64 hex characters optionally followed by whitespace. */
+dcmc_status dcmc_key_parse(const uint8_t *data, size_t len, dcmc_key *key);
+/* Read a key file (see dcmc_key_parse). */
+dcmc_status dcmc_key_read_file(const char *path, dcmc_key *key);
+/* Fresh random key from the OS CSPRNG. */
+dcmc_status dcmc_key_generate(dcmc_key *key);
+/* Write key as 64 hex characters and a newline, file mode 0600, refusing to overwrite. */
+dcmc_status dcmc_key_write_file(const char *path, const dcmc_key *key);
+/* Fill kdf with scrypt defaults and a fresh random salt. */
+dcmc_status dcmc_kdf_new_scrypt(dcmc_kdf *kdf);
+/* Derive the master key from a passphrase with the recorded KDF (scrypt). Empty passphrase: DCMC_ERR_KEY. */
+dcmc_status dcmc_key_from_passphrase(const char *pass, size_t pass_len, const dcmc_kdf *kdf, dcmc_key *key);
+
+/* ---- Presets -------------------------------------------------------------------------------- */
+
+typedef enum dcmc_preset_id {
+    DCMC_PRESET_AT_RESNET_CM = 1, /* ResNet with channel and spatial attention (default) */
+    DCMC_PRESET_RESNET_CM = 2,    /* the same network without attention */
+} dcmc_preset_id;
+
+/* Everything that defines the network and the coupling; recorded in the header. */
+typedef struct dcmc_preset {
+    uint8_t id;          /* dcmc_preset_id */
+    uint8_t channels;    /* feature channels (16) */
+    uint8_t blocks;      /* residual blocks per network (2) */
+    uint8_t rounds;      /* coupling rounds; each runs two networks (2) */
+    uint8_t attention;   /* 1 = channel + spatial attention in every block */
+    uint8_t ca_reduction;/* channel-attention MLP reduction (4) */
+    uint8_t sa_kernel;   /* spatial-attention kernel size (7) */
+    uint8_t shift_stem;  /* requantisation shifts, see docs/format.md */
+    uint8_t shift_conv;
+    uint8_t shift_ca;
+    uint8_t shift_sa;
+} dcmc_preset;
+
+dcmc_status dcmc_preset_by_name(const char *name, dcmc_preset *out);
+dcmc_status dcmc_preset_by_id(uint8_t id, dcmc_preset *out);
+const char *dcmc_preset_name(uint8_t id); /* "at-resnet-cm", "resnet-cm" or "unknown" */
+/* Validate recorded preset parameters (they come from untrusted files). */
+dcmc_status dcmc_preset_check(const dcmc_preset *p);
+
+/* ---- Header: the container-neutral metadata ------------------------------------------------- */
+
+#define DCMC_FLAG_STANDARD_LAYER 0x01u /* ChaCha20 combined with the chaos keystream (default) */
+
+typedef struct dcmc_header {
+    uint32_t version;              /* DCMC_FORMAT_VERSION */
+    uint32_t flags;                /* DCMC_FLAG_* */
+    dcmc_preset preset;
+    dcmc_kdf kdf;
+    uint8_t nonce[DCMC_NONCE_BYTES];
+    uint8_t kcv[DCMC_KCV_BYTES];
+    dcmc_layout layout;
+    uint32_t frames;
+    uint64_t payload_bytes;        /* length of the encrypted payload */
+    uint8_t mac[DCMC_MAC_BYTES];
+} dcmc_header;
+
+#define DCMC_HEADER_BYTES 128u
+
+/* Serialise to exactly DCMC_HEADER_BYTES bytes (docs/format.md, "Header"). */
+dcmc_status dcmc_header_write(const dcmc_header *h, uint8_t out[DCMC_HEADER_BYTES]);
+/* Parse and validate untrusted bytes. */
+dcmc_status dcmc_header_read(const uint8_t *in, size_t len, dcmc_header *h);
+
+/* ---- Options -------------------------------------------------------------------------------- */
+
+typedef struct dcmc_options {
+    dcmc_preset preset;     /* from dcmc_preset_by_name(); zeroed = default preset */
+    uint32_t flags;         /* DCMC_FLAG_*; dcmc_options_default() sets DCMC_FLAG_STANDARD_LAYER */
+    int threads;            /* 0 = OpenMP default (all cores, OMP_NUM_THREADS respected) */
+    const uint8_t *nonce;   /* NULL = fresh random nonce (always, except known-answer tests) */
+} dcmc_options;
+
+void dcmc_options_default(dcmc_options *opt);
+
+/* ---- Frame-level cipher --------------------------------------------------------------------- */
+
+/*
+ * A frame cipher holds the per-file key schedule and the network plan (all buffers) for one
+ * layout; create it once per image, use it for every frame. Not thread-safe: one frame at a time
+ * (each call is itself parallel over `threads`).
+ */
+typedef struct dcmc_frame_cipher dcmc_frame_cipher;
+
+dcmc_status dcmc_frame_cipher_new(dcmc_frame_cipher **out, const dcmc_key *key,
+                                  const dcmc_header *hdr, int threads);
+void dcmc_frame_cipher_free(dcmc_frame_cipher *fc);
+/* Encrypt/decrypt one frame of hdr->layout; in and out may be the same buffer. Bits outside the
+ * stored field are written in canonical form (zero, or the sign extension for signed pixels). */
+dcmc_status dcmc_frame_encrypt(dcmc_frame_cipher *fc, uint32_t index, const uint8_t *in,
+                               uint8_t *out, size_t bytes);
+dcmc_status dcmc_frame_decrypt(dcmc_frame_cipher *fc, uint32_t index, const uint8_t *in,
+                               uint8_t *out, size_t bytes);
+
+/* Timings of the last frame call, nanoseconds, for the benchmark. */
+typedef struct dcmc_frame_timing {
+    uint64_t network_ns, keystream_ns, diffusion_ns;
+} dcmc_frame_timing;
+void dcmc_frame_cipher_timing(const dcmc_frame_cipher *fc, dcmc_frame_timing *t);
+
+/* ---- Image-level cipher --------------------------------------------------------------------- */
+
+/*
+ * Encrypt `frames` frames in place (pixels holds frames * frame_bytes bytes). attrs (may be NULL
+ * when attrs_len is 0) are the caller's protected bytes (e.g. original DICOM attributes); they
+ * travel encrypted, together with any non-canonical bits outside the stored field, in *payload
+ * (allocated here, release with dcmc_free). hdr receives everything a container must store.
+ * kdf: how key was made (NULL = raw key).
+ */
+dcmc_status dcmc_image_encrypt(const dcmc_key *key, const dcmc_kdf *kdf, const dcmc_options *opt,
+                               const dcmc_layout *layout, uint32_t frames, uint8_t *pixels,
+                               size_t pixels_len, const uint8_t *attrs, size_t attrs_len,
+                               dcmc_header *hdr, uint8_t **payload, size_t *payload_len);
+
+/* Check the key (DCMC_ERR_WRONG_KEY), then the MAC (DCMC_ERR_INTEGRITY), then decrypt in place.
+ * On any error pixels are untouched. *attrs (allocated here, dcmc_free) gets the protected bytes. */
+dcmc_status dcmc_image_decrypt(const dcmc_key *key, const dcmc_header *hdr, int threads,
+                               uint8_t *pixels, size_t pixels_len, const uint8_t *payload,
+                               size_t payload_len, uint8_t **attrs, size_t *attrs_len);
+
+/* Only the key check: DCMC_OK or DCMC_ERR_WRONG_KEY. Cheap. */
+dcmc_status dcmc_key_check(const dcmc_key *key, const dcmc_header *hdr);
+
+/* Release memory returned by the library (wiped first); NULL is a no-op. */
+void dcmc_free(void *p, size_t n);
+
+/* ---- Build and run-time facts ---------------------------------------------------------------- */
+
+/* The SIMD path the network uses on this CPU: "avx512-vnni", "avx2" or "scalar". */
+const char *dcmc_simd_path(void);
+/* Force a path for testing ("scalar", "avx2", "avx512-vnni"); DCMC_ERR_UNSUPPORTED if the CPU lacks it. */
+dcmc_status dcmc_simd_force(const char *name);
+/* Library versions linked in, one line (OpenSSL, OpenMP). */
+const char *dcmc_build_info(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

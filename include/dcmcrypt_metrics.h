@@ -1,0 +1,37 @@
+/*
+ * dcmcrypt_metrics.h - the statistics image-cipher papers report (histogram, entropy, chi-square,
+ * NPCR/UACI with the Wu-Noonan-Agaian critical values). Analysis code: floating point is fine
+ * here and never feeds the cipher. Images are arrays of n unsigned values below 2^bits.
+ */
+#ifndef DCMCRYPT_METRICS_H
+#define DCMCRYPT_METRICS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Shannon entropy in bits of the 2^bits-bin histogram of v (bits <= 16). */
+double dcmc_metric_entropy(const uint32_t *v, size_t n, unsigned bits);
+/* Chi-square statistic of the 2^bits-bin histogram against the uniform distribution. */
+double dcmc_metric_chi2(const uint32_t *v, size_t n, unsigned bits);
+/* NPCR and UACI (fractions, not percent) of two images of n values below 2^bits. */
+void dcmc_metric_npcr_uaci(const uint32_t *a, const uint32_t *b, size_t n, unsigned bits,
+                           double *npcr, double *uaci);
+
+/* Pearson correlation of adjacent pixel pairs over all pairs of a w x h image, direction
+ * 0 horizontal, 1 vertical, 2 diagonal (down-right), 3 anti-diagonal (down-left). */
+double dcmc_metric_correlation(const uint32_t *v, size_t w, size_t h, int direction);
+
+/* Wu, Noonan & Agaian (2011) critical values for n pixels of `bits` bits at level alpha
+ * (0.05, 0.01 or 0.001): NPCR must be >= *npcr_min, UACI inside [*uaci_lo, *uaci_hi]. */
+int dcmc_metric_npcr_uaci_critical(size_t n, unsigned bits, double alpha, double *npcr_min,
+                                   double *uaci_lo, double *uaci_hi);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,23 @@
+#!/bin/sh
+# Installs every Debian package dcmcrypt needs to build, test and benchmark, on a fresh Debian
+# bookworm, as root or through sudo. Safe to run again: it only installs what is missing.
+set -eu
+
+PKGS="build-essential cmake pkg-config
+libdcmtk-dev dcmtk libpng-dev libtiff-dev libcunit1-dev libssl-dev libopenjp2-7-dev
+python3 python3-numpy python3-cryptography"
+# Optional extras: DCMCRYPT_EXTRAS=1 adds the PyTorch reference for the benchmark and dieharder.
+if [ "${DCMCRYPT_EXTRAS:-0}" = 1 ]; then
+  PKGS="$PKGS python3-torch dieharder"
+fi
+
+missing=""
+for p in $PKGS; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+done
+[ -z "$missing" ] && exit 0
+
+if [ "$(id -u)" -eq 0 ]; then SUDO=""; else SUDO="sudo"; fi
+echo "dcmcrypt: installing$missing" >&2
+$SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $missing >/dev/null

@@ -1,0 +1,265 @@
+/*
+ * image.c - the image-level cipher: header, key check value, encrypted payload (protected
+ * attributes and non-canonical bits), every frame, and the encrypt-then-MAC tag over all of it
+ * (docs/format.md sections 10-12). Decryption checks key and MAC before releasing any plaintext.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "cipher/internal.h"
+
+void dcmc_options_default(dcmc_options *opt)
+{
+    if (opt == NULL)
+        return;
+    memset(opt, 0, sizeof *opt);
+    dcmc_preset_by_id(DCMC_PRESET_AT_RESNET_CM, &opt->preset);
+    opt->flags = DCMC_FLAG_STANDARD_LAYER;
+}
+
+static dcmc_status kcv_compute(const uint8_t prk[32], uint8_t kcv[DCMC_KCV_BYTES])
+{
+    uint8_t k[32];
+    dcmc_status st = dcmc_subkey(prk, "kcv", 0, k);
+    memcpy(kcv, k, DCMC_KCV_BYTES);
+    dcmc_wipe(k, sizeof k);
+    return st;
+}
+
+static dcmc_status mac_compute(const uint8_t prk[32], const dcmc_header *h, const uint8_t *payload,
+                               size_t payload_len, const uint8_t *pixels, size_t pixels_len,
+                               uint8_t mac[DCMC_MAC_BYTES])
+{
+    uint8_t key[32], hb[DCMC_HEADER_BYTES];
+    dcmc_mac m;
+    dcmc_status st = dcmc_subkey(prk, "mac", 0, key);
+    if (st == DCMC_OK)
+        st = dcmc_header_write(h, hb);
+    if (st == DCMC_OK)
+        st = dcmc_mac_init(&m, key);
+    dcmc_wipe(key, sizeof key);
+    if (st != DCMC_OK)
+        return st;
+    /* The frames are stored back to back, so hashing the buffer hashes frame after frame. */
+    if ((st = dcmc_mac_update(&m, hb, 96)) != DCMC_OK ||
+        (st = dcmc_mac_update(&m, payload, payload_len)) != DCMC_OK ||
+        (st = dcmc_mac_update(&m, pixels, pixels_len)) != DCMC_OK) {
+        dcmc_mac_abort(&m);
+        return st;
+    }
+    return dcmc_mac_final(&m, mac);
+}
+
+static dcmc_status payload_crypt(const uint8_t prk[32], uint8_t *buf, size_t n)
+{
+    uint8_t key[32];
+    dcmc_status st = dcmc_subkey(prk, "payload", 0, key);
+    if (st == DCMC_OK)
+        st = dcmc_chacha20_xor(key, buf, n);
+    dcmc_wipe(key, sizeof key);
+    return st;
+}
+
+/* Validate an image description; returns the frame size. */
+static dcmc_status image_bytes(const dcmc_layout *layout, uint32_t frames, size_t pixels_len,
+                               size_t *fb)
+{
+    dcmc_status st = dcmc_layout_frame_bytes(layout, fb);
+    if (st != DCMC_OK)
+        return st;
+    size_t total;
+    if (frames == 0)
+        return DCMC_ERR_LAYOUT;
+    if (!dcmc_mul_size(*fb, frames, &total))
+        return DCMC_ERR_OVERFLOW;
+    if (pixels_len != total)
+        return pixels_len < total ? DCMC_ERR_TRUNCATED : DCMC_ERR_LAYOUT;
+    return DCMC_OK;
+}
+
+dcmc_status dcmc_image_encrypt(const dcmc_key *key, const dcmc_kdf *kdf, const dcmc_options *opt,
+                               const dcmc_layout *layout, uint32_t frames, uint8_t *pixels,
+                               size_t pixels_len, const uint8_t *attrs, size_t attrs_len,
+                               dcmc_header *hdr, uint8_t **payload, size_t *payload_len)
+{
+    if (hdr)
+        memset(hdr, 0, sizeof *hdr);
+    if (payload)
+        *payload = NULL;
+    if (payload_len)
+        *payload_len = 0;
+    if (key == NULL || layout == NULL || pixels == NULL || hdr == NULL || payload == NULL ||
+        payload_len == NULL || (attrs == NULL && attrs_len != 0))
+        return DCMC_ERR_ARG;
+    if (attrs_len > UINT32_MAX)
+        return DCMC_ERR_OVERFLOW;
+    dcmc_options defaults;
+    if (opt == NULL) {
+        dcmc_options_default(&defaults);
+        opt = &defaults;
+    }
+    size_t fb;
+    dcmc_status st = image_bytes(layout, frames, pixels_len, &fb);
+    if (st != DCMC_OK)
+        return st;
+
+    dcmc_header h;
+    memset(&h, 0, sizeof h);
+    h.version = DCMC_FORMAT_VERSION;
+    h.flags = opt->flags;
+    if (h.flags & ~DCMC_FLAG_STANDARD_LAYER)
+        return DCMC_ERR_ARG;
+    h.preset = opt->preset;
+    if (h.preset.id == 0)
+        dcmc_preset_by_id(DCMC_PRESET_AT_RESNET_CM, &h.preset);
+    if ((st = dcmc_preset_check(&h.preset)) != DCMC_OK)
+        return st;
+    if (kdf)
+        h.kdf = *kdf;
+    if (opt->nonce)
+        memcpy(h.nonce, opt->nonce, DCMC_NONCE_BYTES);
+    else if ((st = dcmc_random(h.nonce, DCMC_NONCE_BYTES)) != DCMC_OK)
+        return st;
+    h.layout = *layout;
+    h.frames = frames;
+
+    /* Payload: LE32 attrs_len | attrs | residue flag | residue (section 10). */
+    int residue = 0;
+    for (uint32_t f = 0; f < frames && !residue; f++)
+        residue = dcmc_frame_residue(layout, pixels + (size_t)f * fb, NULL);
+    size_t plen = 5 + attrs_len;
+    if (residue && !dcmc_add_size(plen, pixels_len, &plen))
+        return DCMC_ERR_OVERFLOW;
+    uint8_t *pl = malloc(plen);
+    if (pl == NULL)
+        return DCMC_ERR_NOMEM;
+    dcmc_store32le(pl, (uint32_t)attrs_len);
+    if (attrs_len)
+        memcpy(pl + 4, attrs, attrs_len);
+    pl[4 + attrs_len] = (uint8_t)residue;
+    if (residue)
+        for (uint32_t f = 0; f < frames; f++)
+            dcmc_frame_residue(layout, pixels + (size_t)f * fb, pl + 5 + attrs_len + (size_t)f * fb);
+    h.payload_bytes = plen;
+
+    uint8_t prk[32];
+    dcmc_frame_cipher *fc = NULL;
+    if ((st = dcmc_prk_derive(key, h.nonce, prk)) != DCMC_OK ||
+        (st = kcv_compute(prk, h.kcv)) != DCMC_OK || (st = payload_crypt(prk, pl, plen)) != DCMC_OK ||
+        (st = dcmc_frame_cipher_new(&fc, key, &h, opt->threads)) != DCMC_OK)
+        goto fail;
+    for (uint32_t f = 0; f < frames; f++) {
+        uint8_t *fp = pixels + (size_t)f * fb;
+        if ((st = dcmc_frame_encrypt(fc, f, fp, fp, fb)) != DCMC_OK)
+            goto fail;
+    }
+    if ((st = mac_compute(prk, &h, pl, plen, pixels, pixels_len, h.mac)) != DCMC_OK)
+        goto fail;
+    dcmc_frame_cipher_free(fc);
+    dcmc_wipe(prk, sizeof prk);
+    *hdr = h;
+    *payload = pl;
+    *payload_len = plen;
+    return DCMC_OK;
+fail:
+    dcmc_frame_cipher_free(fc);
+    dcmc_wipe(prk, sizeof prk);
+    dcmc_free(pl, plen);
+    return st;
+}
+
+static dcmc_status check_key(const dcmc_key *key, const dcmc_header *hdr, uint8_t prk[32])
+{
+    uint8_t kcv[DCMC_KCV_BYTES];
+    dcmc_status st = dcmc_prk_derive(key, hdr->nonce, prk);
+    if (st == DCMC_OK)
+        st = kcv_compute(prk, kcv);
+    if (st == DCMC_OK && !dcmc_ct_equal(kcv, hdr->kcv, DCMC_KCV_BYTES))
+        st = DCMC_ERR_WRONG_KEY;
+    return st;
+}
+
+dcmc_status dcmc_key_check(const dcmc_key *key, const dcmc_header *hdr)
+{
+    if (key == NULL || hdr == NULL)
+        return DCMC_ERR_ARG;
+    uint8_t prk[32];
+    dcmc_status st = check_key(key, hdr, prk);
+    dcmc_wipe(prk, sizeof prk);
+    return st;
+}
+
+dcmc_status dcmc_image_decrypt(const dcmc_key *key, const dcmc_header *hdr, int threads,
+                               uint8_t *pixels, size_t pixels_len, const uint8_t *payload,
+                               size_t payload_len, uint8_t **attrs, size_t *attrs_len)
+{
+    if (attrs)
+        *attrs = NULL;
+    if (attrs_len)
+        *attrs_len = 0;
+    if (key == NULL || hdr == NULL || pixels == NULL || payload == NULL || attrs == NULL ||
+        attrs_len == NULL)
+        return DCMC_ERR_ARG;
+    size_t fb;
+    dcmc_status st = image_bytes(&hdr->layout, hdr->frames, pixels_len, &fb);
+    if (st != DCMC_OK)
+        return st;
+    if ((st = dcmc_preset_check(&hdr->preset)) != DCMC_OK)
+        return st;
+    if (payload_len != hdr->payload_bytes || payload_len < 5)
+        return payload_len < hdr->payload_bytes ? DCMC_ERR_TRUNCATED : DCMC_ERR_FORMAT;
+
+    uint8_t prk[32], mac[DCMC_MAC_BYTES];
+    uint8_t *pl = NULL, *out_attrs = NULL;
+    size_t alen = 0;
+    dcmc_frame_cipher *fc = NULL;
+    if ((st = check_key(key, hdr, prk)) != DCMC_OK)
+        goto done;
+    if ((st = mac_compute(prk, hdr, payload, payload_len, pixels, pixels_len, mac)) != DCMC_OK)
+        goto done;
+    if (!dcmc_ct_equal(mac, hdr->mac, DCMC_MAC_BYTES)) {
+        st = DCMC_ERR_INTEGRITY;
+        goto done;
+    }
+    /* Authenticated from here on; the checks below only catch a faulty encoder. */
+    if ((pl = malloc(payload_len)) == NULL) {
+        st = DCMC_ERR_NOMEM;
+        goto done;
+    }
+    memcpy(pl, payload, payload_len);
+    if ((st = payload_crypt(prk, pl, payload_len)) != DCMC_OK)
+        goto done;
+    alen = dcmc_load32le(pl);
+    if (alen > payload_len - 5 || pl[4 + alen] > 1) {
+        st = DCMC_ERR_FORMAT;
+        goto done;
+    }
+    int residue = pl[4 + alen];
+    if (payload_len - 5 - alen != (residue ? pixels_len : 0)) {
+        st = DCMC_ERR_FORMAT;
+        goto done;
+    }
+    if ((out_attrs = malloc(alen ? alen : 1)) == NULL) {
+        st = DCMC_ERR_NOMEM;
+        goto done;
+    }
+    memcpy(out_attrs, pl + 4, alen);
+    if ((st = dcmc_frame_cipher_new(&fc, key, hdr, threads)) != DCMC_OK)
+        goto done;
+    for (uint32_t f = 0; f < hdr->frames; f++) {
+        uint8_t *fp = pixels + (size_t)f * fb;
+        if ((st = dcmc_frame_decrypt(fc, f, fp, fp, fb)) != DCMC_OK)
+            goto done;
+        if (residue)
+            dcmc_frame_residue_apply(&hdr->layout, fp, pl + 5 + alen + (size_t)f * fb);
+    }
+    *attrs = out_attrs;
+    *attrs_len = alen;
+    out_attrs = NULL;
+done:
+    dcmc_frame_cipher_free(fc);
+    dcmc_wipe(prk, sizeof prk);
+    dcmc_free(pl, payload_len);
+    dcmc_free(out_attrs, alen);
+    return st;
+}

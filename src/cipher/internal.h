@@ -1,0 +1,82 @@
+/*
+ * internal.h - what the cipher modules share: the key schedule and standard primitives (keys.c),
+ * the logistic generator (logistic.c), keystream and diffusion (keystream.c, diffusion.c) and the
+ * coupling (coupling.c). Not installed; the public API is include/dcmcrypt.h.
+ */
+#ifndef DCMC_CIPHER_INTERNAL_H
+#define DCMC_CIPHER_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/util.h"
+#include "dcmcrypt.h"
+
+/* ---- keys.c ---- */
+dcmc_status dcmc_prk_derive(const dcmc_key *key, const uint8_t nonce[DCMC_NONCE_BYTES],
+                            uint8_t prk[32]);
+/* subkey(label, frame) of docs/format.md section 3. */
+dcmc_status dcmc_subkey(const uint8_t prk[32], const char *label, uint32_t frame, uint8_t out[32]);
+/* XOR n bytes of the ChaCha20 keystream (zero IV) into buf; _stream writes the keystream itself. */
+dcmc_status dcmc_chacha20_xor(const uint8_t key[32], uint8_t *buf, size_t n);
+dcmc_status dcmc_chacha20_stream(const uint8_t key[32], uint8_t *buf, size_t n);
+
+typedef struct dcmc_mac {
+    void *ctx; /* EVP_MAC_CTX */
+} dcmc_mac;
+dcmc_status dcmc_mac_init(dcmc_mac *m, const uint8_t key[32]);
+dcmc_status dcmc_mac_update(dcmc_mac *m, const uint8_t *data, size_t n);
+dcmc_status dcmc_mac_final(dcmc_mac *m, uint8_t out[DCMC_MAC_BYTES]); /* also releases */
+void dcmc_mac_abort(dcmc_mac *m);
+int dcmc_ct_equal(const void *a, const void *b, size_t n);
+dcmc_status dcmc_random(uint8_t *buf, size_t n);
+
+/* ---- logistic.c: the fixed-point logistic map of section 9 ---- */
+typedef struct dcmc_logistic {
+    uint64_t x;     /* state, the real x/2^64 */
+    uint64_t delta; /* r = 4 - delta/2^64 */
+    uint32_t n;     /* step counter (only its low 16 bits are used) */
+} dcmc_logistic;
+
+#define DCMC_LOGISTIC_TRANSIENT 1024u
+
+/* Seed from a 32-byte subkey and discard the transient. */
+void dcmc_logistic_seed(dcmc_logistic *g, const uint8_t key[32]);
+/* n outputs o (bits 8..39 of the state). */
+void dcmc_logistic_fill(dcmc_logistic *g, uint32_t *out, size_t n);
+
+/* ---- keystream.c / diffusion.c ---- */
+/* k[i] and d[i] of section 9 for frame `frame`, masked to `mask` (= M - 1). */
+dcmc_status dcmc_keystream_frame(const uint8_t prk[32], uint32_t frame, int standard_layer,
+                                 uint32_t mask, uint32_t *k, uint32_t *d, size_t n);
+void dcmc_diffuse_encrypt(uint32_t *v, const uint32_t *k, const uint32_t *d, size_t n,
+                          unsigned bits);
+void dcmc_diffuse_decrypt(uint32_t *v, const uint32_t *k, const uint32_t *d, size_t n,
+                          unsigned bits);
+
+/* ---- coupling.c: additive coupling over 2x2 cells (section 8) ---- */
+typedef struct dcmc_net_plan dcmc_net_plan;
+typedef struct dcmc_coupling {
+    dcmc_net_plan *plan;  /* NULL when the frame has no full 2x2 cell */
+    size_t cell_rows, cell_cols, rows, cols;
+    unsigned samples, rounds;
+    uint32_t *a, *b;      /* 2*samples planes of cell_rows*cell_cols values each */
+    uint8_t *weights;     /* the weight stream of one frame */
+    size_t weight_bytes;
+} dcmc_coupling;
+
+dcmc_status dcmc_coupling_init(dcmc_coupling *c, const dcmc_preset *pr, const dcmc_layout *l,
+                               int threads);
+void dcmc_coupling_free(dcmc_coupling *c);
+/* Derive the frame's network weights, then run the rounds on the plane-major values v. */
+dcmc_status dcmc_coupling_run(dcmc_coupling *c, const uint8_t prk[32], uint32_t frame,
+                              uint32_t *v, int decrypt);
+
+/* ---- frame.c: words <-> values ---- */
+/* Bits outside the stored field that are not canonical, XORed out: residue word of each word.
+ * Returns 1 if any residue word is non-zero. res may be NULL to only test. */
+int dcmc_frame_residue(const dcmc_layout *l, const uint8_t *frame, uint8_t *res);
+/* XOR a residue back into a frame of canonical words. */
+void dcmc_frame_residue_apply(const dcmc_layout *l, uint8_t *frame, const uint8_t *res);
+
+#endif

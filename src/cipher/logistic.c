@@ -1,0 +1,39 @@
+/*
+ * logistic.c - the logistic map x <- r x (1 - x) in Q0.64 fixed point with a 128-bit product,
+ * so its orbit is the same on every machine (docs/format.md section 9). It is one of two
+ * keystream layers, never the only protection of patient data by default.
+ */
+#include "cipher/internal.h"
+
+typedef unsigned __int128 u128;
+
+void dcmc_logistic_seed(dcmc_logistic *g, const uint8_t key[32])
+{
+    uint64_t x = dcmc_load64le(key);
+    /* Start away from the edges, where the orbit needs many steps to leave 0 or 1. */
+    if (x < ((uint64_t)1 << 56) || x > UINT64_MAX - ((uint64_t)1 << 56) + 1)
+        x ^= (uint64_t)1 << 63;
+    g->x = x;
+    /* r in (3.99218, 4): the fully chaotic end of the parameter range. */
+    g->delta = ((uint64_t)1 << 50) + (dcmc_load64le(key + 8) & (((uint64_t)1 << 57) - 1));
+    g->n = 0;
+    uint32_t sink[64];
+    for (unsigned i = 0; i < DCMC_LOGISTIC_TRANSIENT; i += 64)
+        dcmc_logistic_fill(g, sink, 64);
+}
+
+void dcmc_logistic_fill(dcmc_logistic *g, uint32_t *out, size_t n)
+{
+    uint64_t x = g->x, delta = g->delta;
+    uint32_t step = g->n;
+    for (size_t i = 0; i < n; i++) {
+        /* 2^64 - x as a 128-bit value, so x = 0 gives p = 0 instead of overflowing. */
+        uint64_t p = (uint64_t)(((u128)x * (((u128)1 << 64) - x)) >> 64);
+        u128 y = ((u128)p << 2) - (((u128)delta * p) >> 64);
+        step++;
+        x = (uint64_t)y ^ (uint64_t)(step & 0xFFFFu);
+        out[i] = (uint32_t)(x >> 8);
+    }
+    g->x = x;
+    g->n = step;
+}

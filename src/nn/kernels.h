@@ -1,0 +1,51 @@
+/*
+ * kernels.h - the hot loops of the integer network: 3x3 convolution over channels-last u8
+ * activations with int8 weights and int32 accumulators. One scalar reference and SIMD versions
+ * (AVX2, AVX-512 VNNI) that must produce bit-identical results; the path is chosen once at run time.
+ */
+#ifndef DCMC_NN_KERNELS_H
+#define DCMC_NN_KERNELS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Every 3x3 convolution produces this many output channels (narrower layers pad with zero weights). */
+#define DCMC_CONV_COUT 16u
+
+/*
+ * Packed weights of a 3x3 conv with cin inputs (a multiple of 4, at most 64) and 16 outputs:
+ *   wp[((t * (cin/4) + g) * 16 + oc) * 4 + j] = W[oc][ky][kx][4g+j],   t = ky*3 + kx
+ * i.e. for every tap and group of four input channels, one 64-byte block holding the four
+ * weights of each output channel: one zmm for vpdpbusd, two ymm for vpmaddubsw.
+ * Weights lie in [-64, 63] so that u8*s8 pair sums fit int16 (vpmaddubsw never saturates).
+ */
+static inline size_t dcmc_conv_wp_index(unsigned cin, unsigned t, unsigned ic, unsigned oc)
+{
+    return (((size_t)t * (cin / 4) + ic / 4) * DCMC_CONV_COUT + oc) * 4 + (ic % 4);
+}
+
+/*
+ * One output row of a 3x3 convolution, stride 1, on a zero-padded input.
+ *   in     points at padded row y-1 column 0 of the input (the row above output row y): rows
+ *          y-1, y, y+1 are in, in + stride, in + 2*stride; each row holds (w + 2) pixels of cin
+ *          bytes (u8, channels last), pixel 0 and w+1 being the zero padding.
+ *   acc    receives w * 16 int32: acc[x*16 + oc] = bias[oc] + sum W * in.
+ */
+typedef void (*dcmc_conv3x3_row_fn)(const uint8_t *in, size_t stride, size_t w, unsigned cin,
+                                    const int8_t *wp, const int32_t *bias, int32_t *acc);
+
+void dcmc_conv3x3_row_scalar(const uint8_t *in, size_t stride, size_t w, unsigned cin,
+                             const int8_t *wp, const int32_t *bias, int32_t *acc);
+void dcmc_conv3x3_row_avx2(const uint8_t *in, size_t stride, size_t w, unsigned cin,
+                           const int8_t *wp, const int32_t *bias, int32_t *acc);
+void dcmc_conv3x3_row_avx512vnni(const uint8_t *in, size_t stride, size_t w, unsigned cin,
+                                 const int8_t *wp, const int32_t *bias, int32_t *acc);
+
+typedef enum dcmc_simd { DCMC_SIMD_SCALAR = 0, DCMC_SIMD_AVX2 = 1, DCMC_SIMD_AVX512VNNI = 2 } dcmc_simd;
+
+/* The path in use (detected once, or forced by dcmc_simd_force) and its kernel. */
+dcmc_simd dcmc_simd_current(void);
+int dcmc_simd_supported(dcmc_simd s);
+dcmc_conv3x3_row_fn dcmc_conv3x3_row_kernel(void);
+
+#endif

@@ -1,0 +1,140 @@
+/*
+ * test_nn.c - the integer network on its own: plan validation, identical results for any thread
+ * count and SIMD path, weights that really change the function, and a receptive field that
+ * really mixes neighbouring pixels (the network is a stage of the cipher, not decoration).
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "dcmcrypt.h"
+#include "nn/network.h"
+#include "test_common.h"
+
+#define H 37
+#define W 53
+
+static void fill_weights(dcmc_net_plan *p, const dcmc_preset *pr, unsigned planes, uint64_t seed)
+{
+    size_t n = dcmc_net_weight_bytes(pr, planes);
+    uint8_t *w = malloc(n);
+    dcmc_test_rng r = {seed};
+    for (size_t i = 0; i < n; i++)
+        w[i] = (uint8_t)dcmc_test_next(&r);
+    dcmc_net_load(p, w);
+    free(w);
+}
+
+static uint32_t *eval(const dcmc_preset *pr, unsigned planes, int threads, uint64_t wseed,
+                      const uint32_t *in, unsigned index)
+{
+    dcmc_net_plan *p = NULL;
+    CU_ASSERT_EQUAL_FATAL(dcmc_net_plan_new(&p, pr, planes, H, W, 16, threads), DCMC_OK);
+    fill_weights(p, pr, planes, wseed);
+    uint32_t *out = malloc((size_t)planes * H * W * sizeof *out);
+    dcmc_net_eval(p, index, in, out);
+    dcmc_net_plan_free(p);
+    return out;
+}
+
+static uint32_t *random_planes(unsigned planes, uint64_t seed)
+{
+    uint32_t *v = malloc((size_t)planes * H * W * sizeof *v);
+    dcmc_test_rng r = {seed};
+    for (size_t i = 0; i < (size_t)planes * H * W; i++)
+        v[i] = (uint32_t)dcmc_test_next(&r) & 0xFFFF;
+    return v;
+}
+
+static void test_plan_validation(void)
+{
+    dcmc_preset pr;
+    dcmc_preset_by_name("at-resnet-cm", &pr);
+    dcmc_net_plan *p = (dcmc_net_plan *)1;
+    CU_ASSERT_EQUAL(dcmc_net_plan_new(&p, &pr, 0, 4, 4, 8, 1), DCMC_ERR_ARG);
+    CU_ASSERT_PTR_NULL(p);
+    CU_ASSERT_EQUAL(dcmc_net_plan_new(&p, &pr, 2, 0, 4, 8, 1), DCMC_ERR_ARG);
+    CU_ASSERT_EQUAL(dcmc_net_plan_new(&p, &pr, 2, 4, 4, 33, 1), DCMC_ERR_ARG);
+    CU_ASSERT_EQUAL(dcmc_net_plan_new(&p, &pr, 2, 4, 4, 8, 0), DCMC_ERR_ARG);
+    CU_ASSERT_EQUAL(dcmc_net_plan_new(&p, &pr, 2, 70000, 4, 8, 1), DCMC_ERR_OVERFLOW);
+    pr.sa_kernel = 9;
+    CU_ASSERT_EQUAL(dcmc_net_plan_new(&p, &pr, 2, 4, 4, 8, 1), DCMC_ERR_PRESET);
+    dcmc_net_plan_free(NULL);
+}
+
+static void test_threads_identical(void)
+{
+    for (int a = 0; a < 2; a++) {
+        dcmc_preset pr;
+        dcmc_preset_by_name(a ? "at-resnet-cm" : "resnet-cm", &pr);
+        for (unsigned planes = 2; planes <= 6; planes += 4) {
+            uint32_t *in = random_planes(planes, 5);
+            uint32_t *o1 = eval(&pr, planes, 1, 11, in, 1);
+            uint32_t *o2 = eval(&pr, planes, 2, 11, in, 1);
+            uint32_t *o7 = eval(&pr, planes, 7, 11, in, 1);
+            size_t n = (size_t)planes * H * W * sizeof *o1;
+            CU_ASSERT(memcmp(o1, o2, n) == 0);
+            CU_ASSERT(memcmp(o1, o7, n) == 0);
+            free(in);
+            free(o1);
+            free(o2);
+            free(o7);
+        }
+    }
+}
+
+static void test_simd_identical(void)
+{
+    dcmc_preset pr;
+    dcmc_preset_by_name("at-resnet-cm", &pr);
+    uint32_t *in = random_planes(6, 8);
+    CU_ASSERT_EQUAL_FATAL(dcmc_simd_force("scalar"), DCMC_OK);
+    uint32_t *ref = eval(&pr, 6, 2, 3, in, 0);
+    const char *paths[] = {"avx2", "avx512-vnni"};
+    for (int i = 0; i < 2; i++) {
+        if (dcmc_simd_force(paths[i]) != DCMC_OK)
+            continue;
+        uint32_t *o = eval(&pr, 6, 2, 3, in, 0);
+        CU_ASSERT(memcmp(ref, o, (size_t)6 * H * W * sizeof *o) == 0);
+        free(o);
+    }
+    dcmc_simd_force("auto");
+    free(in);
+    free(ref);
+}
+
+static void test_weights_and_mixing(void)
+{
+    dcmc_preset pr;
+    dcmc_preset_by_name("at-resnet-cm", &pr);
+    uint32_t *in = random_planes(2, 21);
+    uint32_t *a = eval(&pr, 2, 1, 100, in, 0);
+    uint32_t *b = eval(&pr, 2, 1, 101, in, 0); /* other key, other weights */
+    size_t n = (size_t)2 * H * W, diff = 0;
+    for (size_t i = 0; i < n; i++)
+        diff += a[i] != b[i];
+    CU_ASSERT(diff > n * 9 / 10);
+    /* One input value changed: the outputs around it change, not only at that position. */
+    in[(H / 2) * W + W / 2] ^= 0x8000;
+    uint32_t *c = eval(&pr, 2, 1, 100, in, 0);
+    size_t near = 0;
+    for (int dy = -2; dy <= 2; dy++)
+        for (int dx = -2; dx <= 2; dx++)
+            near += a[(H / 2 + dy) * W + W / 2 + dx] != c[(H / 2 + dy) * W + W / 2 + dx];
+    CU_ASSERT(near > 5);
+    free(in);
+    free(a);
+    free(b);
+    free(c);
+}
+
+int dcmc_test_register_nn(void)
+{
+    static const dcmc_test_case cases[] = {
+        {"plan validation", test_plan_validation},
+        {"threads 1, 2, 7 identical", test_threads_identical},
+        {"SIMD paths identical to scalar", test_simd_identical},
+        {"weights change the function, neighbours mix", test_weights_and_mixing},
+        {NULL, NULL},
+    };
+    return dcmc_test_add_suite("nn", cases);
+}
