@@ -9,6 +9,32 @@
 
 #include "core/util.h"
 #include "dcmcrypt_io.h"
+#include "io/raster.h"
+
+dcmc_status dcmc_raster_shape(uint32_t width, uint32_t height, uint32_t channels,
+                              uint32_t bit_depth, size_t *size)
+{
+    *size = 0;
+    if (width == 0 || height == 0 || channels < 1 || channels > 4 ||
+        (bit_depth != 8 && bit_depth != 16))
+        return DCMC_ERR_ARG;
+    if (width > DCMC_RASTER_MAX_DIM || height > DCMC_RASTER_MAX_DIM)
+        return DCMC_ERR_UNSUPPORTED;
+    if (!dcmc_mul_size((size_t)width * height, (size_t)channels * (bit_depth / 8), size))
+        return DCMC_ERR_OVERFLOW;
+    return DCMC_OK;
+}
+
+void dcmc_raster_set(dcmc_raster *r, uint32_t width, uint32_t height, uint32_t channels,
+                     uint32_t bit_depth, void *data, size_t size)
+{
+    r->width = width;
+    r->height = height;
+    r->channels = channels;
+    r->bit_depth = bit_depth;
+    r->data = data;
+    r->size = size;
+}
 
 dcmc_status dcmc_raster_alloc(dcmc_raster *r, uint32_t width, uint32_t height, uint32_t channels,
                               uint32_t bit_depth)
@@ -16,22 +42,14 @@ dcmc_status dcmc_raster_alloc(dcmc_raster *r, uint32_t width, uint32_t height, u
     if (r == NULL)
         return DCMC_ERR_ARG;
     memset(r, 0, sizeof *r);
-    if (width == 0 || height == 0 || channels < 1 || channels > 4 ||
-        (bit_depth != 8 && bit_depth != 16))
-        return DCMC_ERR_ARG;
-    if (width > DCMC_RASTER_MAX_DIM || height > DCMC_RASTER_MAX_DIM)
-        return DCMC_ERR_UNSUPPORTED;
     size_t size;
-    if (!dcmc_mul_size((size_t)width * height, (size_t)channels * (bit_depth / 8), &size))
-        return DCMC_ERR_OVERFLOW;
-    r->data = calloc(size, 1);
-    if (r->data == NULL)
+    dcmc_status st = dcmc_raster_shape(width, height, channels, bit_depth, &size);
+    if (st != DCMC_OK)
+        return st;
+    void *data = calloc(size, 1);
+    if (data == NULL)
         return DCMC_ERR_NOMEM;
-    r->width = width;
-    r->height = height;
-    r->channels = channels;
-    r->bit_depth = bit_depth;
-    r->size = size;
+    dcmc_raster_set(r, width, height, channels, bit_depth, data, size);
     return DCMC_OK;
 }
 

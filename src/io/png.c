@@ -12,6 +12,7 @@
 
 #include "core/util.h"
 #include "dcmcrypt_io.h"
+#include "io/raster.h"
 
 static void png_quiet_error(png_structp png, png_const_charp msg)
 {
@@ -105,22 +106,16 @@ dcmc_status dcmc_png_read(const char *path, dcmc_raster *out)
     free(rows);
     png_destroy_read_struct(&png, &info, NULL);
     fclose(f);
-    out->width = w;
-    out->height = h;
-    out->channels = channels;
-    out->bit_depth = bits;
-    out->data = data;
-    out->size = size;
+    dcmc_raster_set(out, w, h, channels, bits, data, size);
     return DCMC_OK;
 }
 
 dcmc_status dcmc_png_write(const char *path, const dcmc_raster *r)
 {
-    if (path == NULL || r == NULL || r->data == NULL)
-        return DCMC_ERR_ARG;
-    if (r->width == 0 || r->height == 0 || r->width > DCMC_RASTER_MAX_DIM ||
-        r->height > DCMC_RASTER_MAX_DIM || r->channels < 1 || r->channels > 4 ||
-        (r->bit_depth != 8 && r->bit_depth != 16))
+    size_t size;
+    if (path == NULL || r == NULL || r->data == NULL ||
+        dcmc_raster_shape(r->width, r->height, r->channels, r->bit_depth, &size) != DCMC_OK ||
+        size > r->size)
         return DCMC_ERR_ARG;
     static const int types[] = {PNG_COLOR_TYPE_GRAY, PNG_COLOR_TYPE_GRAY_ALPHA, PNG_COLOR_TYPE_RGB,
                                 PNG_COLOR_TYPE_RGB_ALPHA};

@@ -12,6 +12,7 @@
 
 #include "core/util.h"
 #include "dcmcrypt_io.h"
+#include "io/raster.h"
 
 static void tiff_quiet(const char *module, const char *fmt, va_list ap)
 {
@@ -70,22 +71,19 @@ dcmc_status dcmc_tiff_read(const char *path, dcmc_raster *out)
     TIFFGetFieldDefaulted(t, TIFFTAG_BITSPERSAMPLE, &bps);
     TIFFGetFieldDefaulted(t, TIFFTAG_SAMPLEFORMAT, &fmt);
     TIFFGetFieldDefaulted(t, TIFFTAG_PLANARCONFIG, &planar);
+    size_t size;
     if (w == 0 || h == 0)
         st = DCMC_ERR_FORMAT;
-    else if (w > DCMC_RASTER_MAX_DIM || h > DCMC_RASTER_MAX_DIM || spp < 1 || spp > 4 ||
-             (bps != 8 && bps != 16) || fmt != SAMPLEFORMAT_UINT)
+    else if (fmt != SAMPLEFORMAT_UINT)
         st = DCMC_ERR_UNSUPPORTED;
+    else if ((st = dcmc_raster_shape(w, h, spp, bps, &size)) == DCMC_ERR_ARG)
+        st = DCMC_ERR_UNSUPPORTED; /* a valid TIFF we do not handle (e.g. 1-bit or 32-bit) */
     if (st != DCMC_OK) {
         TIFFClose(t);
         return st;
     }
     const unsigned B = bps / 8, ch = spp;
     const int separate = planar == PLANARCONFIG_SEPARATE && ch > 1;
-    size_t size;
-    if (!dcmc_mul_size((size_t)w * h, (size_t)ch * B, &size)) {
-        TIFFClose(t);
-        return DCMC_ERR_OVERFLOW;
-    }
     uint8_t *data = calloc(size, 1);
     uint8_t *buf = NULL;
     if (data == NULL) {
@@ -134,20 +132,16 @@ dcmc_status dcmc_tiff_read(const char *path, dcmc_raster *out)
         free(data);
         return st;
     }
-    out->width = w;
-    out->height = h;
-    out->channels = ch;
-    out->bit_depth = bps;
-    out->data = data;
-    out->size = size;
+    dcmc_raster_set(out, w, h, ch, bps, data, size);
     return DCMC_OK;
 }
 
 dcmc_status dcmc_tiff_write(const char *path, const dcmc_raster *r)
 {
-    if (path == NULL || r == NULL || r->data == NULL || r->width == 0 || r->height == 0 ||
-        r->width > DCMC_RASTER_MAX_DIM || r->height > DCMC_RASTER_MAX_DIM || r->channels < 1 ||
-        r->channels > 4 || (r->bit_depth != 8 && r->bit_depth != 16))
+    size_t size;
+    if (path == NULL || r == NULL || r->data == NULL ||
+        dcmc_raster_shape(r->width, r->height, r->channels, r->bit_depth, &size) != DCMC_OK ||
+        size > r->size)
         return DCMC_ERR_ARG;
     tiff_silence();
     TIFF *t = TIFFOpen(path, "w");
