@@ -1,7 +1,8 @@
 #!/bin/sh
 # The README's second command and CI's: install what is needed, then build twice (optimised and
 # -O0 debug), run the default test suite in both, and check that both builds produce the same
-# cipher bytes. Long tests: `ctest --test-dir build -L long`.
+# cipher bytes, then once more under AddressSanitizer + UndefinedBehaviorSanitizer.
+# Long tests: `ctest --test-dir build -L long`.
 set -eu
 cd "$(dirname "$0")/.."
 ./scripts/install-deps.sh
@@ -25,3 +26,7 @@ if [ "$a" != "$b" ]; then
 fi
 echo "optimised and -O0 builds give identical cipher output:"
 echo "$a"
+
+cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DDCMC_SANITIZE=ON >/dev/null
+cmake --build build-asan -j "$jobs" >/dev/null
+ctest --test-dir build-asan -L default --output-on-failure -j "$jobs"
