@@ -14,6 +14,7 @@ struct dcmc_frame_cipher {
     uint8_t prk[32];
     size_t n, len, frame_bytes; /* pixels per plane, values per frame, bytes per frame */
     uint32_t mask;
+    int threads;
     dcmc_coupling coupling;
     uint32_t *v, *k, *d;
     dcmc_frame_timing timing;
@@ -185,8 +186,8 @@ dcmc_status dcmc_frame_cipher_new(dcmc_frame_cipher **out, const dcmc_key *key,
         st = DCMC_ERR_NOMEM;
         goto fail;
     }
-    st = dcmc_coupling_init(&fc->coupling, &hdr->preset, &hdr->layout,
-                            dcmc_threads_resolve(threads));
+    fc->threads = dcmc_threads_resolve(threads);
+    st = dcmc_coupling_init(&fc->coupling, &hdr->preset, &hdr->layout, fc->threads);
     if (st != DCMC_OK)
         goto fail;
     *out = fc;
@@ -213,7 +214,7 @@ static dcmc_status frame_run(dcmc_frame_cipher *fc, uint32_t index, const uint8_
             return st;
         t2 = dcmc_now_ns();
         st = dcmc_keystream_frame(fc->prk, index, fc->standard_layer, fc->mask, fc->k, fc->d,
-                                  fc->len);
+                                  fc->len, fc->threads);
         if (st != DCMC_OK)
             return st;
         t3 = dcmc_now_ns();
@@ -222,7 +223,7 @@ static dcmc_status frame_run(dcmc_frame_cipher *fc, uint32_t index, const uint8_
         fc->timing.keystream_ns = t3 - t2;
     } else {
         st = dcmc_keystream_frame(fc->prk, index, fc->standard_layer, fc->mask, fc->k, fc->d,
-                                  fc->len);
+                                  fc->len, fc->threads);
         if (st != DCMC_OK)
             return st;
         t2 = dcmc_now_ns();

@@ -48,7 +48,7 @@ void dcmc_logistic_fill(dcmc_logistic *g, uint32_t *out, size_t n);
 /* ---- keystream.c / diffusion.c ---- */
 /* k[i] and d[i] of section 9 for frame `frame`, masked to `mask` (= M - 1). */
 dcmc_status dcmc_keystream_frame(const uint8_t prk[32], uint32_t frame, int standard_layer,
-                                 uint32_t mask, uint32_t *k, uint32_t *d, size_t n);
+                                 uint32_t mask, uint32_t *k, uint32_t *d, size_t n, int threads);
 void dcmc_diffuse_encrypt(uint32_t *v, const uint32_t *k, const uint32_t *d, size_t n,
                           unsigned bits);
 void dcmc_diffuse_decrypt(uint32_t *v, const uint32_t *k, const uint32_t *d, size_t n,

@@ -8,7 +8,8 @@ shares no code with the C library. It encrypts every vector, decrypts it again (
 round trip), and writes tests/kat/vectors/NAME.kat; tests/test_kat.c checks the C library
 against those files bit for bit.
 
-Run:  /usr/bin/python3 tests/kat/gen/katgen.py        (Debian: python3-numpy python3-cryptography)
+Run:  /usr/bin/python3 tests/kat/gen/katgen.py          (Debian: python3-numpy python3-cryptography)
+      /usr/bin/python3 tests/kat/gen/katgen.py --check  (compare with the committed vectors; CI)
 """
 import hashlib
 import hmac
@@ -471,7 +472,9 @@ def ints(xs):
 
 
 def main():
+    check = "--check" in sys.argv[1:]
     os.makedirs(OUT, exist_ok=True)
+    mismatches = 0
     for v in vectors():
         trace = {}
         cipher, payload, header = encrypt_image(v, trace)
@@ -501,10 +504,20 @@ def main():
             ("net_f0_out", ints(net.reshape(-1)) if net is not None else "-"),
             ("coupled_0", ints(trace["coupled_0"])),
         ]
-        with open(os.path.join(OUT, v["name"] + ".kat"), "w") as f:
-            for k, val in lines:
-                f.write("%s %s\n" % (k, val))
-        print("wrote", v["name"], file=sys.stderr)
+        text = "".join("%s %s\n" % (k, val) for k, val in lines)
+        path = os.path.join(OUT, v["name"] + ".kat")
+        if check:
+            with open(path) as f:
+                same = f.read() == text
+            mismatches += not same
+            print("%s %s" % ("same" if same else "DIFFERS", v["name"]), file=sys.stderr)
+        else:
+            with open(path, "w") as f:
+                f.write(text)
+            print("wrote", v["name"], file=sys.stderr)
+    if mismatches:
+        print("katgen: %d vector(s) differ from the committed files" % mismatches, file=sys.stderr)
+        sys.exit(1)
 
 
 if __name__ == "__main__":
