@@ -41,6 +41,10 @@ typedef enum dcmc_status {
     DCMC_ERR_CRYPTO = 11,      /* the crypto library failed */
     DCMC_ERR_PRESET = 12,      /* unknown preset name or id */
     DCMC_ERR_TRUNCATED = 13,   /* input shorter than its description says */
+    DCMC_ERR_WRITE = 14,       /* the output could not be written (full disk, permissions...) */
+    DCMC_ERR_NOT_IMAGE = 15,   /* a valid object without pixel data (SR, presentation state...) */
+    DCMC_ERR_NOT_ENCRYPTED = 16,   /* asked to decrypt an object dcmcrypt did not encrypt */
+    DCMC_ERR_ALREADY_ENCRYPTED = 17, /* asked to encrypt an object that is already encrypted */
 } dcmc_status;
 
 /* A short English description of a status; never NULL. */
@@ -218,6 +222,16 @@ dcmc_status dcmc_image_encrypt(const dcmc_key *key, const dcmc_kdf *kdf, const d
 dcmc_status dcmc_image_decrypt(const dcmc_key *key, const dcmc_header *hdr, int threads,
                                uint8_t *pixels, size_t pixels_len, const uint8_t *payload,
                                size_t payload_len, uint8_t **attrs, size_t *attrs_len);
+
+/* New UID for an original one: "2.25." and the decimal value of the first 128 bits of
+ * HMAC-SHA256(uid_key, uid), so one key maps a study the same way in every file and run.
+ * out must hold 65 bytes. */
+dcmc_status dcmc_uid_map(const uint8_t uid_key[32], const char *uid, char out[65]);
+/* The UID key of a master key (key files): HKDF(K, salt "dcmcrypt/1/uid"). */
+dcmc_status dcmc_uid_key_from_key(const dcmc_key *key, uint8_t uid_key[32]);
+/* The UID key of a passphrase: scrypt with a fixed, public salt, so that the mapping does not
+ * depend on the per-file random salt (same passphrase, same mapping). */
+dcmc_status dcmc_uid_key_from_passphrase(const char *pass, size_t pass_len, uint8_t uid_key[32]);
 
 /* Only the key check: DCMC_OK or DCMC_ERR_WRONG_KEY. Cheap. */
 dcmc_status dcmc_key_check(const dcmc_key *key, const dcmc_header *hdr);

@@ -13,7 +13,7 @@
 
 static void test_status_strings(void)
 {
-    for (int s = DCMC_OK; s <= DCMC_ERR_TRUNCATED; s++) {
+    for (int s = DCMC_OK; s <= DCMC_ERR_ALREADY_ENCRYPTED; s++) {
         const char *a = dcmc_status_str((dcmc_status)s);
         CU_ASSERT_PTR_NOT_NULL_FATAL(a);
         CU_ASSERT(strcmp(a, "unknown status") != 0);

@@ -21,6 +21,10 @@ const char *dcmc_status_str(dcmc_status s)
     case DCMC_ERR_CRYPTO: return "cryptographic library failure";
     case DCMC_ERR_PRESET: return "unknown preset";
     case DCMC_ERR_TRUNCATED: return "input truncated";
+    case DCMC_ERR_WRITE: return "output could not be written";
+    case DCMC_ERR_NOT_IMAGE: return "no pixel data: not an image";
+    case DCMC_ERR_NOT_ENCRYPTED: return "not encrypted by dcmcrypt";
+    case DCMC_ERR_ALREADY_ENCRYPTED: return "already encrypted by dcmcrypt";
     }
     return "unknown status";
 }

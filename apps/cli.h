@@ -1,0 +1,45 @@
+/*
+ * cli.h - what dcmencrypt and dcmdecrypt share: options, key sources (key file, passphrase file
+ * or environment variable, no-echo prompt), the mapping of statuses to exit codes, and writing
+ * through a temporary file and an atomic rename.
+ */
+#ifndef DCMC_APPS_CLI_H
+#define DCMC_APPS_CLI_H
+
+#include "dcmcrypt.h"
+#include "dcmcrypt_dicom.h"
+
+enum { EXIT_OK = 0, EXIT_USAGE = 1, EXIT_INPUT = 2, EXIT_KEY = 3, EXIT_OUTPUT = 4 };
+
+typedef struct cli {
+    const char *prog;
+    int encrypt;                /* dcmencrypt (1) or dcmdecrypt (0) */
+    int verbosity;              /* -q: -1, default 0, -v: 1, -d: 2 */
+    const char *key_file, *new_key, *pass_file, *pass_env;
+    dcmc_options opt;
+    const char *in, *out;
+} cli;
+
+/* Parse argv; returns -1 to go on, or an exit code (help, version, usage error). */
+int cli_parse(cli *c, int argc, char **argv);
+
+/* The key material: a key, or a passphrase (caller wipes and frees with cli_pass_free). */
+typedef struct cli_secret {
+    int have_key;
+    dcmc_key key;
+    char *pass;
+    size_t pass_len;
+} cli_secret;
+int cli_secret_get(const cli *c, cli_secret *s, int confirm);
+void cli_secret_free(cli_secret *s);
+
+int cli_exit_code(dcmc_status st);
+void cli_error(const cli *c, const char *fmt, ...);
+void cli_info(const cli *c, int level, const char *fmt, ...);
+
+/* Output handling: refuse to overwrite the input; create a temporary file beside the output. */
+int cli_prepare_output(const cli *c, char *tmp, size_t tmp_len);
+int cli_commit_output(const cli *c, const char *tmp);
+void cli_discard_output(const char *tmp);
+
+#endif

@@ -1,0 +1,850 @@
+/*
+ * adapter.cc - the DCMTK adapter: the project's only C++, behind include/dcmcrypt_dicom.h.
+ * Loads an object in any transfer syntax (DCMTK's codecs; OpenJPEG for JPEG 2000 and HTJ2K),
+ * hands every frame in its real layout to the cipher library, builds the encrypted object
+ * (docs/dicom.md) and restores the original on decryption. Every exception stops here.
+ */
+#include "dcmtk/config/osconfig.h"
+
+#include "dcmtk/dcmdata/dctk.h"
+#include "dcmtk/dcmdata/dcistrmb.h"
+#include "dcmtk/dcmdata/dcostrmb.h"
+#include "dcmtk/dcmdata/dcpxitem.h"
+#include "dcmtk/dcmdata/dcrledrg.h"
+#include "dcmtk/dcmdata/dcrleerg.h"
+#include "dcmtk/dcmjpeg/djdecode.h"
+#include "dcmtk/dcmjpeg/djencode.h"
+#include "dcmtk/dcmjpeg/djrplol.h"
+#include "dcmtk/dcmjpls/djdecode.h"
+#include "dcmtk/dcmjpls/djencode.h"
+#include "dcmtk/dcmjpls/djrparam.h"
+#include "dcmtk/oflog/oflog.h"
+
+#include <cstdarg>
+#include <cstdio>
+#include <cstring>
+#include <exception>
+#include <mutex>
+#include <new>
+#include <string>
+#include <vector>
+
+#include <openjpeg.h>
+
+#include "dcmcrypt_dicom.h"
+
+namespace {
+
+const char *const kCreator = "DCMCRYPT 1";
+const Uint16 kGroup = 0x0011;
+const char *const kMarker =
+    "ENCRYPTED PIXEL DATA (dcmcrypt): not for diagnosis; restore with dcmdecrypt";
+
+/* Attributes the encryption changes or removes because they show or describe the original
+ * pixels; their original values travel encrypted in the payload (format version 1). */
+const DcmTagKey kTouched[] = {
+    DCM_SOPInstanceUID,           DCM_SeriesInstanceUID,        DCM_ImageComments,
+    DCM_DerivationDescription,    DCM_IconImageSequence,        DCM_SmallestImagePixelValue,
+    DCM_LargestImagePixelValue,   DCM_SmallestPixelValueInSeries, DCM_LargestPixelValueInSeries,
+    DCM_PixelPaddingValue,        DCM_PixelPaddingRangeLimit,   DCM_VOILUTSequence,
+};
+
+struct Failure {
+    dcmc_status status;
+    std::string msg;
+};
+
+[[noreturn]] void fail(dcmc_status st, const char *fmt, ...)
+{
+    char buf[DCMC_DICOM_MSG];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    throw Failure{st, buf};
+}
+
+void init_once()
+{
+    static std::once_flag once;
+    std::call_once(once, [] {
+        /* Library code never prints: DCMTK's own warnings would otherwise go to stderr. */
+        OFLog::configure(OFLogger::OFF_LOG_LEVEL);
+        DcmRLEDecoderRegistration::registerCodecs();
+        DcmRLEEncoderRegistration::registerCodecs();
+        DJDecoderRegistration::registerCodecs();
+        DJEncoderRegistration::registerCodecs();
+        DJLSDecoderRegistration::registerCodecs();
+        DJLSEncoderRegistration::registerCodecs();
+    });
+}
+
+bool host_little_endian()
+{
+    const Uint16 one = 1;
+    return *reinterpret_cast<const Uint8 *>(&one) == 1;
+}
+
+std::string get_string(DcmItem *ds, const DcmTagKey &key)
+{
+    OFString s;
+    if (ds->findAndGetOFStringArray(key, s).good())
+        return std::string(s.c_str());
+    return std::string();
+}
+
+long get_int(DcmItem *ds, const DcmTagKey &key, long dflt)
+{
+    Uint16 v16;
+    if (ds->findAndGetUint16(key, v16).good())
+        return v16;
+    Sint32 v32;
+    if (ds->findAndGetSint32(key, v32).good())
+        return v32;
+    OFString s;
+    if (ds->findAndGetOFString(key, s).good() && !s.empty())
+        return atol(s.c_str());
+    return dflt;
+}
+
+/* ---- loading ---------------------------------------------------------------------------- */
+
+struct Loaded {
+    DcmFileFormat ff;
+    DcmDataset *ds = nullptr;
+    std::string ts_uid;
+};
+
+void load(const char *path, Loaded &L, bool need_pixels)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        fail(DCMC_ERR_IO, "cannot open %s: %s", path, strerror(errno));
+    fclose(f);
+    OFCondition c = L.ff.loadFile(path, EXS_Unknown, EGL_noChange, DCM_MaxReadLength, ERM_autoDetect);
+    if (c.bad())
+        fail(DCMC_ERR_FORMAT, "%s: not a readable DICOM object (%s)", path, c.text());
+    L.ds = L.ff.getDataset();
+    L.ts_uid = get_string(L.ff.getMetaInfo(), DCM_TransferSyntaxUID);
+    if (L.ts_uid.empty())
+        L.ts_uid = DcmXfer(L.ds->getOriginalXfer()).getXferID();
+    if (need_pixels && !L.ds->tagExists(DCM_PixelData)) {
+        if (L.ds->tagExists(DCM_FloatPixelData) || L.ds->tagExists(DCM_DoubleFloatPixelData))
+            fail(DCMC_ERR_UNSUPPORTED, "%s: float pixel data is not supported", path);
+        fail(DCMC_ERR_NOT_IMAGE, "%s: no pixel data (SOP class %s): not an image to encrypt", path,
+             get_string(L.ds, DCM_SOPClassUID).c_str());
+    }
+}
+
+bool is_j2k(const std::string &ts)
+{
+    static const char *const j2k[] = {"1.2.840.10008.1.2.4.90",  "1.2.840.10008.1.2.4.91",
+                                      "1.2.840.10008.1.2.4.92",  "1.2.840.10008.1.2.4.93",
+                                      "1.2.840.10008.1.2.4.201", "1.2.840.10008.1.2.4.202",
+                                      "1.2.840.10008.1.2.4.203"};
+    for (const char *u : j2k)
+        if (ts == u)
+            return true;
+    return false;
+}
+
+/* ---- OpenJPEG: JPEG 2000 and HTJ2K frames, which free DCMTK cannot decode ----------------- */
+
+struct MemStream {
+    const Uint8 *data;
+    OPJ_SIZE_T size, pos;
+};
+
+OPJ_SIZE_T mem_read(void *buf, OPJ_SIZE_T n, void *user)
+{
+    MemStream *m = static_cast<MemStream *>(user);
+    if (m->pos >= m->size)
+        return (OPJ_SIZE_T)-1;
+    OPJ_SIZE_T k = n < m->size - m->pos ? n : m->size - m->pos;
+    memcpy(buf, m->data + m->pos, k);
+    m->pos += k;
+    return k;
+}
+
+OPJ_OFF_T mem_skip(OPJ_OFF_T n, void *user)
+{
+    MemStream *m = static_cast<MemStream *>(user);
+    if (n < 0 || (OPJ_SIZE_T)n > m->size - m->pos)
+        n = (OPJ_OFF_T)(m->size - m->pos);
+    m->pos += (OPJ_SIZE_T)n;
+    return n;
+}
+
+OPJ_BOOL mem_seek(OPJ_OFF_T n, void *user)
+{
+    MemStream *m = static_cast<MemStream *>(user);
+    if (n < 0 || (OPJ_SIZE_T)n > m->size)
+        return OPJ_FALSE;
+    m->pos = (OPJ_SIZE_T)n;
+    return OPJ_TRUE;
+}
+
+void quiet_cb(const char *, void *) {}
+
+/* Decode one codestream into `out` (frame bytes of the native layout, planar 0). */
+void j2k_decode_frame(const Uint8 *data, size_t len, const dcmc_layout &l, Uint8 *out)
+{
+    const bool jp2 = len >= 12 && memcmp(data, "\0\0\0\x0cjP  ", 8) == 0;
+    opj_codec_t *codec = opj_create_decompress(jp2 ? OPJ_CODEC_JP2 : OPJ_CODEC_J2K);
+    opj_stream_t *stream = opj_stream_create(1 << 16, OPJ_TRUE);
+    opj_image_t *img = nullptr;
+    MemStream ms{data, len, 0};
+    std::string err;
+    if (!codec || !stream) {
+        err = "OpenJPEG: out of memory";
+    } else {
+        opj_set_error_handler(codec, quiet_cb, nullptr);
+        opj_set_warning_handler(codec, quiet_cb, nullptr);
+        opj_set_info_handler(codec, quiet_cb, nullptr);
+        opj_stream_set_user_data(stream, &ms, nullptr);
+        opj_stream_set_user_data_length(stream, len);
+        opj_stream_set_read_function(stream, mem_read);
+        opj_stream_set_skip_function(stream, mem_skip);
+        opj_stream_set_seek_function(stream, mem_seek);
+        opj_dparameters_t p;
+        opj_set_default_decoder_parameters(&p);
+        if (!opj_setup_decoder(codec, &p) || !opj_read_header(stream, codec, &img) ||
+            !opj_decode(codec, stream, img) || !opj_end_decompress(codec, stream))
+            err = "OpenJPEG could not decode a JPEG 2000 frame";
+    }
+    if (err.empty()) {
+        if (img->numcomps != l.samples)
+            err = "JPEG 2000 component count does not match Samples per Pixel";
+        for (OPJ_UINT32 c = 0; err.empty() && c < img->numcomps; c++)
+            if (img->comps[c].w != l.cols || img->comps[c].h != l.rows || img->comps[c].dx != 1 ||
+                img->comps[c].dy != 1)
+                err = "JPEG 2000 image size does not match Rows and Columns";
+    }
+    if (err.empty()) {
+        const size_t n = (size_t)l.rows * l.cols, B = l.bits_allocated / 8;
+        for (OPJ_UINT32 c = 0; c < img->numcomps; c++) {
+            const OPJ_INT32 *src = img->comps[c].data;
+            for (size_t i = 0; i < n; i++) {
+                Uint32 v = (Uint32)src[i];
+                Uint8 *dst = out + (i * l.samples + c) * B;
+                for (size_t b = 0; b < B; b++)
+                    dst[b] = (Uint8)(v >> (8 * b));
+            }
+        }
+    }
+    if (img)
+        opj_image_destroy(img);
+    if (stream)
+        opj_stream_destroy(stream);
+    if (codec)
+        opj_destroy_codec(codec);
+    if (!err.empty())
+        fail(DCMC_ERR_UNSUPPORTED, "%s", err.c_str());
+}
+
+DcmPixelSequence *pixel_sequence(DcmDataset *ds)
+{
+    DcmElement *el = nullptr;
+    if (ds->findAndGetElement(DCM_PixelData, el).bad() || !el)
+        return nullptr;
+    DcmPixelData *pd = OFstatic_cast(DcmPixelData *, el);
+    E_TransferSyntax xf;
+    const DcmRepresentationParameter *rp = nullptr;
+    pd->getOriginalRepresentationKey(xf, rp);
+    DcmPixelSequence *seq = nullptr;
+    if (pd->getEncapsulatedRepresentation(xf, rp, seq).good() && seq)
+        return seq;
+    return nullptr;
+}
+
+/* The codestream of every frame: one fragment per frame, one frame over all fragments, or
+ * frames that start at fragments beginning with the SOC marker. */
+std::vector<std::vector<Uint8>> j2k_frames(DcmPixelSequence *seq, Uint32 frames)
+{
+    std::vector<std::vector<Uint8>> out;
+    const unsigned long nfrag = seq->card();
+    for (unsigned long i = 1; i < nfrag; i++) { /* item 0 is the offset table */
+        DcmPixelItem *it = nullptr;
+        Uint8 *p = nullptr;
+        if (seq->getItem(it, i).bad() || !it || it->getUint8Array(p).bad())
+            fail(DCMC_ERR_FORMAT, "damaged JPEG 2000 fragment");
+        const Uint32 n = it->getLength();
+        const bool soc = n >= 2 && p && p[0] == 0xFF && p[1] == 0x4F;
+        const bool jp2 = n >= 8 && p && memcmp(p, "\0\0\0\x0cjP  ", 8) == 0;
+        bool starts = out.empty() || (frames > 1 && (nfrag - 1 == frames || soc || jp2));
+        if (starts)
+            out.emplace_back();
+        if (n && p)
+            out.back().insert(out.back().end(), p, p + n);
+    }
+    if (out.size() != frames)
+        fail(DCMC_ERR_FORMAT, "JPEG 2000 pixel data holds %zu frames, Number of Frames says %u",
+             out.size(), (unsigned)frames);
+    return out;
+}
+
+/* ---- pixel layout and access -------------------------------------------------------------- */
+
+struct Pixels {
+    dcmc_layout layout{};
+    Uint32 frames = 1;
+    size_t frame_bytes = 0;
+    std::vector<Uint8> data; /* frames * frame_bytes, frames byte-aligned */
+};
+
+dcmc_layout layout_of(DcmItem *ds)
+{
+    dcmc_layout l{};
+    l.rows = (uint32_t)get_int(ds, DCM_Rows, 0);
+    l.cols = (uint32_t)get_int(ds, DCM_Columns, 0);
+    l.samples = (uint32_t)get_int(ds, DCM_SamplesPerPixel, 1);
+    l.planar = l.samples > 1 ? (uint32_t)get_int(ds, DCM_PlanarConfiguration, 0) : 0;
+    l.bits_allocated = (uint32_t)get_int(ds, DCM_BitsAllocated, 0);
+    l.bits_stored = (uint32_t)get_int(ds, DCM_BitsStored, l.bits_allocated);
+    l.high_bit = (uint32_t)get_int(ds, DCM_HighBit, (long)l.bits_stored - 1);
+    l.is_signed = (uint32_t)get_int(ds, DCM_PixelRepresentation, 0);
+    return l;
+}
+
+Uint32 frames_of(DcmItem *ds)
+{
+    long f = get_int(ds, DCM_NumberOfFrames, 1);
+    if (f < 1 || f > 0x7FFFFFFF)
+        fail(DCMC_ERR_FORMAT, "Number of Frames %ld is not valid", f);
+    return (Uint32)f;
+}
+
+void check_layout(const dcmc_layout &l, const std::string &photometric)
+{
+    dcmc_status st = dcmc_layout_check(&l);
+    if (st != DCMC_OK)
+        fail(DCMC_ERR_UNSUPPORTED,
+             "unsupported pixel layout: %ux%u, %u samples, bits allocated %u, stored %u, high bit %u",
+             l.rows, l.cols, l.samples, l.bits_allocated, l.bits_stored, l.high_bit);
+    if (photometric.find("422") != std::string::npos || photometric.find("420") != std::string::npos)
+        fail(DCMC_ERR_UNSUPPORTED, "subsampled colour (%s) in native pixel data is not supported",
+             photometric.c_str());
+}
+
+/* Native pixel bytes of the (already decoded) dataset, frames byte-aligned. */
+void native_bytes(DcmDataset *ds, const dcmc_layout &l, Uint32 frames, Pixels &px)
+{
+    DcmElement *el = nullptr;
+    if (ds->findAndGetElement(DCM_PixelData, el).bad() || !el)
+        fail(DCMC_ERR_FORMAT, "pixel data cannot be read");
+    const Uint8 *bytes = nullptr;
+    Uint32 len = el->getLength();
+    if (el->getVR() == EVR_OW) {
+        Uint16 *w = nullptr;
+        if (el->getUint16Array(w).bad() || (!w && len))
+            fail(DCMC_ERR_FORMAT, "pixel data cannot be read");
+        bytes = reinterpret_cast<const Uint8 *>(w);
+    } else {
+        Uint8 *b = nullptr;
+        if (el->getUint8Array(b).bad() || (!b && len))
+            fail(DCMC_ERR_FORMAT, "pixel data cannot be read");
+        bytes = b;
+    }
+    size_t fb;
+    dcmc_layout_frame_bytes(&l, &fb);
+    px.layout = l;
+    px.frames = frames;
+    px.frame_bytes = fb;
+    px.data.assign((size_t)frames * fb, 0);
+    const size_t L = (size_t)l.rows * l.cols * l.samples;
+    if (l.bits_allocated == 1) {
+        /* Frames of a 1-bit object follow each other bit after bit (PS3.5 8.1.1). */
+        const unsigned long long need_bits = (unsigned long long)L * frames;
+        if ((unsigned long long)len * 8 < need_bits)
+            fail(DCMC_ERR_TRUNCATED, "pixel data holds %u bytes, the image needs %llu bits", len,
+                 need_bits);
+        for (Uint32 f = 0; f < frames; f++)
+            for (size_t j = 0; j < L; j++) {
+                unsigned long long bit = (unsigned long long)f * L + j;
+                if ((bytes[bit / 8] >> (bit % 8)) & 1)
+                    px.data[f * fb + j / 8] |= (Uint8)(1u << (j % 8));
+            }
+        return;
+    }
+    if ((unsigned long long)len < (unsigned long long)frames * fb)
+        fail(DCMC_ERR_TRUNCATED, "pixel data holds %u bytes, %u frames need %llu", len,
+             (unsigned)frames, (unsigned long long)frames * fb);
+    memcpy(px.data.data(), bytes, (size_t)frames * fb);
+}
+
+/* Replace the pixel data element with native bytes (frames packed as the layout says). */
+void put_native(DcmDataset *ds, const Pixels &px, Uint32 original_len)
+{
+    const dcmc_layout &l = px.layout;
+    std::vector<Uint8> out;
+    if (l.bits_allocated == 1) {
+        const size_t L = (size_t)l.rows * l.cols * l.samples;
+        out.assign(((unsigned long long)L * px.frames + 7) / 8, 0);
+        for (Uint32 f = 0; f < px.frames; f++)
+            for (size_t j = 0; j < L; j++)
+                if ((px.data[f * px.frame_bytes + j / 8] >> (j % 8)) & 1) {
+                    unsigned long long bit = (unsigned long long)f * L + j;
+                    out[bit / 8] |= (Uint8)(1u << (bit % 8));
+                }
+    } else {
+        out = px.data;
+    }
+    (void)original_len;
+    if (out.size() % 2)
+        out.push_back(0); /* DICOM values have even length */
+    OFCondition c;
+    ds->findAndDeleteElement(DCM_PixelData);
+    if (l.bits_allocated <= 8)
+        c = ds->putAndInsertUint8Array(DCM_PixelData, out.data(), (unsigned long)out.size());
+    else
+        c = ds->putAndInsertUint16Array(DCM_PixelData, reinterpret_cast<const Uint16 *>(out.data()),
+                                        (unsigned long)(out.size() / 2));
+    if (c.bad())
+        fail(DCMC_ERR_NOMEM, "cannot store pixel data: %s", c.text());
+}
+
+/* Decode whatever the object holds to native bytes (DCMTK's codecs, or OpenJPEG). */
+void decode_pixels(Loaded &L, Pixels &px)
+{
+    DcmDataset *ds = L.ds;
+    dcmc_layout l = layout_of(ds);
+    const Uint32 frames = frames_of(ds);
+    DcmXfer x(L.ts_uid.c_str());
+    const bool encapsulated = x.isEncapsulated() || pixel_sequence(ds) != nullptr;
+    if (encapsulated && is_j2k(L.ts_uid)) {
+        check_layout(l, "");
+        if (l.bits_allocated != 8 && l.bits_allocated != 16)
+            fail(DCMC_ERR_UNSUPPORTED, "JPEG 2000 with %u bits allocated", l.bits_allocated);
+        DcmPixelSequence *seq = pixel_sequence(ds);
+        if (!seq)
+            fail(DCMC_ERR_FORMAT, "JPEG 2000 object without encapsulated pixel data");
+        std::vector<std::vector<Uint8>> cs = j2k_frames(seq, frames);
+        l.planar = 0; /* decoded samples are interleaved */
+        size_t fb;
+        dcmc_layout_frame_bytes(&l, &fb);
+        px.layout = l;
+        px.frames = frames;
+        px.frame_bytes = fb;
+        px.data.assign((size_t)frames * fb, 0);
+        for (Uint32 f = 0; f < frames; f++)
+            j2k_decode_frame(cs[f].data(), cs[f].size(), l, px.data.data() + (size_t)f * fb);
+        /* The decoded values now describe the object: colour is RGB after the inverse
+         * component transform, planes interleaved, as other decoders (GDCM, pydicom) write. */
+        const std::string pm = get_string(ds, DCM_PhotometricInterpretation);
+        if (l.samples == 3) {
+            if (pm == "YBR_RCT" || pm == "YBR_ICT")
+                ds->putAndInsertString(DCM_PhotometricInterpretation, "RGB");
+            ds->putAndInsertUint16(DCM_PlanarConfiguration, 0);
+        }
+        put_native(ds, px, 0);
+        L.ff.getMetaInfo()->putAndInsertString(DCM_TransferSyntaxUID, UID_LittleEndianExplicitTransferSyntax);
+        return;
+    }
+    if (encapsulated) {
+        OFCondition c = ds->chooseRepresentation(EXS_LittleEndianExplicit, nullptr);
+        if (c.bad() || !ds->canWriteXfer(EXS_LittleEndianExplicit))
+            fail(DCMC_ERR_UNSUPPORTED, "cannot decode transfer syntax %s (%s)", L.ts_uid.c_str(),
+                 x.getXferName());
+        l = layout_of(ds); /* the decoder may have converted colour or planes */
+    }
+    check_layout(l, get_string(ds, DCM_PhotometricInterpretation));
+    native_bytes(ds, l, frames, px);
+}
+
+/* ---- private block ------------------------------------------------------------------------ */
+
+/* Element (0011,xx00) block number of our creator, or -1. */
+int find_block(DcmItem *ds)
+{
+    for (Uint16 e = 0x10; e <= 0xFF; e++) {
+        OFString v;
+        if (ds->findAndGetOFString(DcmTagKey(kGroup, e), v).good() && v == kCreator)
+            return e;
+    }
+    return -1;
+}
+
+/* A creator slot nobody uses, and no vendor data elements in its block either. */
+int free_block(DcmDataset *ds)
+{
+    bool used[256] = {false};
+    DcmStack stack;
+    DcmObject *obj = nullptr;
+    for (unsigned long i = 0; i < ds->card(); i++) {
+        obj = ds->getElement(i);
+        const DcmTagKey k = obj->getTag();
+        if (k.getGroup() != kGroup)
+            continue;
+        if (k.getElement() >= 0x10 && k.getElement() <= 0xFF)
+            used[k.getElement()] = true;
+        if (k.getElement() >= 0x1000)
+            used[k.getElement() >> 8] = true;
+    }
+    for (int e = 0x10; e <= 0xFF; e++)
+        if (!used[e])
+            return e;
+    fail(DCMC_ERR_UNSUPPORTED, "no free private block in group %04x", kGroup);
+}
+
+DcmTag private_tag(int block, Uint8 elem, DcmEVR vr)
+{
+    DcmTag t(kGroup, (Uint16)(block << 8 | elem), vr);
+    t.setPrivateCreator(kCreator);
+    return t;
+}
+
+std::vector<Uint8> get_ob(DcmItem *ds, const DcmTagKey &key)
+{
+    const Uint8 *p = nullptr;
+    unsigned long n = 0;
+    if (ds->findAndGetUint8Array(key, p, &n).bad() || (!p && n))
+        return std::vector<Uint8>();
+    return std::vector<Uint8>(p, p + n);
+}
+
+/* ---- protected attributes ------------------------------------------------------------------ */
+
+bool is_overlay_data(const DcmTagKey &k)
+{
+    return k.getGroup() >= 0x6000 && k.getGroup() <= 0x601E && k.getGroup() % 2 == 0 &&
+           k.getElement() == 0x3000;
+}
+
+/* Protected bytes: version, original transfer syntax UID, then a dataset of the originals. */
+std::vector<Uint8> protect(DcmDataset *ds, const std::string &ts_uid)
+{
+    DcmDataset prot;
+    for (const DcmTagKey &k : kTouched) {
+        DcmElement *el = nullptr;
+        if (ds->findAndGetElement(k, el).good() && el)
+            prot.insert(OFstatic_cast(DcmElement *, el->clone()), OFTrue);
+    }
+    for (unsigned long i = 0; i < ds->card(); i++) {
+        DcmElement *el = ds->getElement(i);
+        if (el && is_overlay_data(el->getTag()))
+            prot.insert(OFstatic_cast(DcmElement *, el->clone()), OFTrue);
+    }
+    const E_TransferSyntax xfer = EXS_LittleEndianExplicit;
+    Uint32 len = prot.calcElementLength(xfer, EET_ExplicitLength);
+    std::vector<Uint8> buf(2 + ts_uid.size() + len + 64);
+    buf[0] = 1;
+    buf[1] = (Uint8)ts_uid.size();
+    memcpy(buf.data() + 2, ts_uid.data(), ts_uid.size());
+    size_t off = 2 + ts_uid.size();
+    DcmOutputBufferStream os(buf.data() + off, (offile_off_t)(buf.size() - off));
+    prot.transferInit();
+    OFCondition c = prot.write(os, xfer, EET_ExplicitLength, nullptr);
+    prot.transferEnd();
+    if (c.bad())
+        fail(DCMC_ERR_FORMAT, "cannot serialise the protected attributes: %s", c.text());
+    void *written = nullptr;
+    offile_off_t n = 0;
+    os.flushBuffer(written, n);
+    buf.resize(off + (size_t)n);
+    return buf;
+}
+
+void restore(DcmDataset *ds, const Uint8 *p, size_t n, std::string &ts_uid)
+{
+    if (n < 2 || p[0] != 1 || (size_t)2 + p[1] > n)
+        fail(DCMC_ERR_FORMAT, "protected attributes are malformed");
+    ts_uid.assign(reinterpret_cast<const char *>(p + 2), p[1]);
+    size_t off = 2 + (size_t)p[1];
+    DcmDataset prot;
+    if (n > off) {
+        DcmInputBufferStream is;
+        is.setBuffer(p + off, (offile_off_t)(n - off));
+        is.setEos();
+        prot.transferInit();
+        OFCondition c = prot.read(is, EXS_LittleEndianExplicit, EGL_noChange);
+        prot.transferEnd();
+        if (c.bad())
+            fail(DCMC_ERR_FORMAT, "protected attributes cannot be parsed: %s", c.text());
+    }
+    for (const DcmTagKey &k : kTouched)
+        ds->findAndDeleteElement(k);
+    for (unsigned long i = ds->card(); i-- > 0;) {
+        DcmElement *el = ds->getElement(i);
+        if (el && is_overlay_data(el->getTag()))
+            delete ds->remove(el);
+    }
+    while (prot.card() > 0) {
+        DcmElement *el = prot.remove((unsigned long)0);
+        if (el)
+            ds->insert(el, OFTrue);
+    }
+}
+
+/* ---- writing ------------------------------------------------------------------------------- */
+
+void save(DcmFileFormat &ff, const char *out, E_TransferSyntax xfer)
+{
+    OFCondition c = ff.saveFile(out, xfer, EET_ExplicitLength, EGL_recalcGL, EPD_noChange, 0, 0,
+                                EWM_updateMeta);
+    if (c.bad())
+        fail(DCMC_ERR_WRITE, "cannot write %s: %s", out, c.text());
+}
+
+/* Re-encode to the original transfer syntax where that is lossless and DCMTK can do it. */
+E_TransferSyntax output_xfer(DcmDataset *ds, const std::string &ts_uid)
+{
+    DcmXfer x(ts_uid.c_str());
+    const E_TransferSyntax t = x.getXfer();
+    switch (t) {
+    case EXS_LittleEndianImplicit:
+    case EXS_BigEndianExplicit:
+    case EXS_DeflatedLittleEndianExplicit:
+        return t;
+    case EXS_RLELossless:
+        if (ds->chooseRepresentation(t, nullptr).good() && ds->canWriteXfer(t))
+            return t;
+        break;
+    case EXS_JPEGProcess14:
+    case EXS_JPEGProcess14SV1: {
+        DJ_RPLossless rp(t == EXS_JPEGProcess14SV1 ? 1 : 1, 0);
+        if (ds->chooseRepresentation(t, &rp).good() && ds->canWriteXfer(t))
+            return t;
+        break;
+    }
+    case EXS_JPEGLSLossless: {
+        DJLSRepresentationParameter rp(0, OFTrue);
+        if (ds->chooseRepresentation(t, &rp).good() && ds->canWriteXfer(t))
+            return t;
+        break;
+    }
+    default:
+        break;
+    }
+    ds->chooseRepresentation(EXS_LittleEndianExplicit, nullptr);
+    return EXS_LittleEndianExplicit;
+}
+
+void fill_info(dcmc_dicom_info *info, const Loaded &L, const Pixels &px)
+{
+    if (!info)
+        return;
+    memset(info, 0, sizeof *info);
+    snprintf(info->transfer_syntax, sizeof info->transfer_syntax, "%s", L.ts_uid.c_str());
+    snprintf(info->sop_class, sizeof info->sop_class, "%s",
+             get_string(L.ds, DCM_SOPClassUID).c_str());
+    info->layout = px.layout;
+    info->frames = px.frames;
+    info->pixel_bytes = px.data.size();
+}
+
+/* ---- the operations ------------------------------------------------------------------------ */
+
+void encrypt(const char *in, const char *out, const dcmc_key *key, const dcmc_kdf *kdf,
+             const uint8_t uid_key[32], const dcmc_options *opt, dcmc_dicom_info *info)
+{
+    init_once();
+    if (!host_little_endian())
+        fail(DCMC_ERR_UNSUPPORTED, "big-endian hosts are not supported");
+    Loaded L;
+    load(in, L, true);
+    if (find_block(L.ds) >= 0)
+        fail(DCMC_ERR_ALREADY_ENCRYPTED, "%s is already encrypted by dcmcrypt", in);
+    Pixels px;
+    decode_pixels(L, px);
+    fill_info(info, L, px);
+    DcmDataset *ds = L.ds;
+
+    std::vector<Uint8> attrs = protect(ds, L.ts_uid);
+    dcmc_header hdr;
+    uint8_t *payload = nullptr;
+    size_t payload_len = 0;
+    dcmc_status st = dcmc_image_encrypt(key, kdf, opt, &px.layout, px.frames, px.data.data(),
+                                        px.data.size(), attrs.data(), attrs.size(), &hdr, &payload,
+                                        &payload_len);
+    dcmc_wipe(attrs.data(), attrs.size());
+    if (st != DCMC_OK)
+        fail(st, "encryption failed: %s", dcmc_status_str(st));
+    std::vector<Uint8> pl(payload, payload + payload_len);
+    dcmc_free(payload, payload_len);
+
+    /* What showed the original pixels goes; the originals are in the payload. */
+    for (const DcmTagKey &k : kTouched)
+        if (k != DCM_SOPInstanceUID && k != DCM_SeriesInstanceUID)
+            ds->findAndDeleteElement(k);
+    for (unsigned long i = ds->card(); i-- > 0;) {
+        DcmElement *el = ds->getElement(i);
+        if (el && is_overlay_data(el->getTag()))
+            delete ds->remove(el);
+    }
+    const DcmTagKey uids[] = {DCM_SOPInstanceUID, DCM_SeriesInstanceUID};
+    for (const DcmTagKey &k : uids) {
+        std::string old = get_string(ds, k);
+        if (old.empty())
+            continue;
+        char mapped[65];
+        if ((st = dcmc_uid_map(uid_key, old.c_str(), mapped)) != DCMC_OK)
+            fail(st, "cannot derive a new UID: %s", dcmc_status_str(st));
+        ds->putAndInsertString(k, mapped);
+    }
+    ds->putAndInsertString(DCM_ImageComments, kMarker);
+    ds->putAndInsertString(DCM_DerivationDescription,
+                           "Pixel data encrypted by dcmcrypt (AT-ResNet-CM); not for diagnosis");
+    put_native(ds, px, 0);
+
+    const int block = free_block(ds);
+    uint8_t hb[DCMC_HEADER_BYTES];
+    dcmc_header_write(&hdr, hb);
+    char scheme[96], kdfs[96];
+    snprintf(scheme, sizeof scheme, "%s%s, format %u", dcmc_preset_name(hdr.preset.id),
+             hdr.flags & DCMC_FLAG_STANDARD_LAYER ? " + ChaCha20" : " (chaos keystream only)",
+             (unsigned)hdr.version);
+    if (hdr.kdf.id == DCMC_KDF_SCRYPT)
+        snprintf(kdfs, sizeof kdfs, "scrypt N=2^%u r=%u p=%u", hdr.kdf.log2_n, hdr.kdf.r, hdr.kdf.p);
+    else
+        snprintf(kdfs, sizeof kdfs, "key file");
+    OFCondition c = ds->putAndInsertString(DcmTagKey(kGroup, (Uint16)block), kCreator);
+    if (c.good())
+        c = ds->putAndInsertUint8Array(private_tag(block, 0x01, EVR_OB), hb, sizeof hb);
+    if (c.good())
+        c = ds->putAndInsertUint8Array(private_tag(block, 0x02, EVR_OB), pl.data(),
+                                       (unsigned long)pl.size());
+    if (c.good())
+        c = ds->putAndInsertString(private_tag(block, 0x03, EVR_LO), scheme);
+    if (c.good())
+        c = ds->putAndInsertString(private_tag(block, 0x04, EVR_LO), kdfs);
+    if (c.bad())
+        fail(DCMC_ERR_NOMEM, "cannot add the private block: %s", c.text());
+    save(L.ff, out, EXS_LittleEndianExplicit);
+}
+
+void read_block(DcmDataset *ds, dcmc_header &hdr, std::vector<Uint8> &payload, const char *in)
+{
+    const int block = find_block(ds);
+    if (block < 0)
+        fail(DCMC_ERR_NOT_ENCRYPTED, "%s was not encrypted by dcmcrypt", in);
+    std::vector<Uint8> hb = get_ob(ds, DcmTagKey(kGroup, (Uint16)(block << 8 | 0x01)));
+    payload = get_ob(ds, DcmTagKey(kGroup, (Uint16)(block << 8 | 0x02)));
+    dcmc_status st = dcmc_header_read(hb.data(), hb.size(), &hdr);
+    if (st != DCMC_OK)
+        fail(st == DCMC_ERR_UNSUPPORTED ? st : DCMC_ERR_FORMAT,
+             "%s: the dcmcrypt header is damaged or of an unknown version (%s)", in,
+             dcmc_status_str(st));
+}
+
+void peek(const char *in, dcmc_header *hdr)
+{
+    init_once();
+    Loaded L;
+    load(in, L, false);
+    std::vector<Uint8> payload;
+    read_block(L.ds, *hdr, payload, in);
+}
+
+void decrypt(const char *in, const char *out, const dcmc_key *key, int threads,
+             dcmc_dicom_info *info)
+{
+    init_once();
+    if (!host_little_endian())
+        fail(DCMC_ERR_UNSUPPORTED, "big-endian hosts are not supported");
+    Loaded L;
+    load(in, L, false);
+    DcmDataset *ds = L.ds;
+    dcmc_header hdr;
+    std::vector<Uint8> payload;
+    read_block(ds, hdr, payload, in);
+    if (!ds->tagExists(DCM_PixelData))
+        fail(DCMC_ERR_INTEGRITY, "%s: the encrypted pixel data is missing", in);
+    if (DcmXfer(L.ts_uid.c_str()).isEncapsulated())
+        fail(DCMC_ERR_INTEGRITY, "%s: the encrypted pixel data has been recompressed", in);
+    /* The header's layout is authenticated; the dataset must agree with it. */
+    dcmc_layout l = layout_of(ds);
+    if (memcmp(&l, &hdr.layout, sizeof l) != 0 || frames_of(ds) != hdr.frames)
+        fail(DCMC_ERR_INTEGRITY, "%s: image attributes no longer match the encrypted pixels", in);
+    Pixels px;
+    native_bytes(ds, hdr.layout, hdr.frames, px);
+    fill_info(info, L, px);
+    uint8_t *attrs = nullptr;
+    size_t alen = 0;
+    dcmc_status st = dcmc_image_decrypt(key, &hdr, threads, px.data.data(), px.data.size(),
+                                        payload.data(), payload.size(), &attrs, &alen);
+    if (st == DCMC_ERR_WRONG_KEY)
+        fail(st, "%s: wrong key or passphrase", in);
+    if (st == DCMC_ERR_INTEGRITY)
+        fail(st, "%s: integrity check failed: the object was changed or damaged", in);
+    if (st != DCMC_OK)
+        fail(st, "%s: %s", in, dcmc_status_str(st));
+    std::string ts;
+    try {
+        restore(ds, attrs, alen, ts);
+    } catch (...) {
+        dcmc_free(attrs, alen);
+        throw;
+    }
+    dcmc_free(attrs, alen);
+    const int block = find_block(ds);
+    for (unsigned e = 0; e <= 0xFF; e++)
+        ds->findAndDeleteElement(DcmTagKey(kGroup, (Uint16)(block << 8 | e)));
+    ds->findAndDeleteElement(DcmTagKey(kGroup, (Uint16)block));
+    put_native(ds, px, 0);
+    /* Record the syntax we really write in the meta header before encoders look at it. */
+    E_TransferSyntax xfer = output_xfer(ds, ts);
+    save(L.ff, out, xfer);
+}
+
+template <class F> dcmc_status guard(char *msg, size_t msg_len, F f)
+{
+    if (msg && msg_len)
+        msg[0] = '\0';
+    try {
+        f();
+        return DCMC_OK;
+    } catch (const Failure &e) {
+        if (msg && msg_len)
+            snprintf(msg, msg_len, "%s", e.msg.c_str());
+        return e.status;
+    } catch (const std::bad_alloc &) {
+        if (msg && msg_len)
+            snprintf(msg, msg_len, "out of memory");
+        return DCMC_ERR_NOMEM;
+    } catch (const std::exception &e) {
+        if (msg && msg_len)
+            snprintf(msg, msg_len, "internal error: %s", e.what());
+        return DCMC_ERR_FORMAT;
+    } catch (...) {
+        if (msg && msg_len)
+            snprintf(msg, msg_len, "internal error");
+        return DCMC_ERR_FORMAT;
+    }
+}
+
+} // namespace
+
+extern "C" dcmc_status dcmc_dicom_encrypt(const char *in, const char *out, const dcmc_key *key,
+                                          const dcmc_kdf *kdf, const uint8_t uid_key[32],
+                                          const dcmc_options *opt, dcmc_dicom_info *info,
+                                          char *msg, size_t msg_len)
+{
+    if (!in || !out || !key || !uid_key)
+        return DCMC_ERR_ARG;
+    return guard(msg, msg_len, [&] { encrypt(in, out, key, kdf, uid_key, opt, info); });
+}
+
+extern "C" dcmc_status dcmc_dicom_peek(const char *in, dcmc_header *hdr, char *msg, size_t msg_len)
+{
+    if (!in || !hdr)
+        return DCMC_ERR_ARG;
+    return guard(msg, msg_len, [&] { peek(in, hdr); });
+}
+
+extern "C" dcmc_status dcmc_dicom_decrypt(const char *in, const char *out, const dcmc_key *key,
+                                          int threads, dcmc_dicom_info *info, char *msg,
+                                          size_t msg_len)
+{
+    if (!in || !out || !key)
+        return DCMC_ERR_ARG;
+    return guard(msg, msg_len, [&] { decrypt(in, out, key, threads, info); });
+}
+
+extern "C" const char *dcmc_dicom_versions(void)
+{
+    static char buf[160];
+    if (!buf[0])
+        snprintf(buf, sizeof buf, "DCMTK %s, OpenJPEG %s", OFFIS_DCMTK_VERSION_STRING,
+                 opj_version());
+    return buf;
+}

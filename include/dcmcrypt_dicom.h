@@ -1,0 +1,54 @@
+/*
+ * dcmcrypt_dicom.h - DICOM objects in and out (the DCMTK adapter in dicom/, the project's only
+ * C++). Loads every transfer syntax DCMTK or OpenJPEG decodes, encrypts every frame with the
+ * cipher library, and writes a valid encrypted object; decryption restores the original object.
+ *
+ * Functions write exactly the path they are given (the tools write a temporary file and rename
+ * it). On failure the output file may exist and the caller removes it. `msg` (may be NULL)
+ * receives a one-line reason on failure. Nothing here prints or exits; C++ exceptions never
+ * cross this header.
+ */
+#ifndef DCMCRYPT_DICOM_H
+#define DCMCRYPT_DICOM_H
+
+#include "dcmcrypt.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define DCMC_DICOM_MSG 512u
+
+/* What an operation saw, for verbose output and batch reports. */
+typedef struct dcmc_dicom_info {
+    char transfer_syntax[65];   /* of the input */
+    char sop_class[65];
+    dcmc_layout layout;
+    uint32_t frames;
+    uint64_t pixel_bytes;
+} dcmc_dicom_info;
+
+/* Encrypt `in` to `out`. kdf: how key was made (NULL = key file). uid_key: see dcmc_uid_map. */
+dcmc_status dcmc_dicom_encrypt(const char *in, const char *out, const dcmc_key *key,
+                               const dcmc_kdf *kdf, const uint8_t uid_key[32],
+                               const dcmc_options *opt, dcmc_dicom_info *info, char *msg,
+                               size_t msg_len);
+
+/* Read the cipher header of an encrypted object without decrypting (e.g. to learn its KDF salt
+ * before asking for a passphrase). DCMC_ERR_NOT_ENCRYPTED if it is not one of ours. */
+dcmc_status dcmc_dicom_peek(const char *in, dcmc_header *hdr, char *msg, size_t msg_len);
+
+/* Decrypt `in` to `out`: key check, then MAC, then the original object (original transfer
+ * syntax re-encoded where lossless and DCMTK can encode it, else explicit VR little endian).
+ * Nothing is written before both checks pass. */
+dcmc_status dcmc_dicom_decrypt(const char *in, const char *out, const dcmc_key *key, int threads,
+                               dcmc_dicom_info *info, char *msg, size_t msg_len);
+
+/* Versions of DCMTK and OpenJPEG in use, one line. */
+const char *dcmc_dicom_versions(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif
