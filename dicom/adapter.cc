@@ -186,8 +186,10 @@ OPJ_BOOL mem_seek(OPJ_OFF_T n, void *user)
 
 void quiet_cb(const char *, void *) {}
 
-/* Decode one codestream into `out` (frame bytes of the native layout, planar 0). */
-void j2k_decode_frame(const Uint8 *data, size_t len, const dcmc_layout &l, Uint8 *out)
+/* Decode one codestream into `out` (frame bytes of the native layout, planar 0); *prec gets
+ * the precision the codestream declares. */
+void j2k_decode_frame(const Uint8 *data, size_t len, const dcmc_layout &l, Uint8 *out,
+                      unsigned *prec)
 {
     const bool jp2 = len >= 12 && memcmp(data, "\0\0\0\x0cjP  ", 8) == 0;
     opj_codec_t *codec = opj_create_decompress(jp2 ? OPJ_CODEC_JP2 : OPJ_CODEC_J2K);
@@ -220,7 +222,10 @@ void j2k_decode_frame(const Uint8 *data, size_t len, const dcmc_layout &l, Uint8
                 img->comps[c].dy != 1)
                 err = "JPEG 2000 image size does not match Rows and Columns";
     }
+    if (err.empty() && (img->comps[0].prec < 1 || img->comps[0].prec > l.bits_allocated))
+        err = "JPEG 2000 precision exceeds Bits Allocated";
     if (err.empty()) {
+        *prec = img->comps[0].prec;
         const size_t n = (size_t)l.rows * l.cols, B = l.bits_allocated / 8;
         for (OPJ_UINT32 c = 0; c < img->numcomps; c++) {
             const OPJ_INT32 *src = img->comps[c].data;
@@ -403,6 +408,79 @@ void put_native(DcmDataset *ds, const Pixels &px, Uint32 original_len)
         fail(DCMC_ERR_NOMEM, "cannot store pixel data: %s", c.text());
 }
 
+bool single_frame_class(const std::string &sop)
+{
+    static const char *const cls[] = {
+        "1.2.840.10008.5.1.4.1.1.1",     "1.2.840.10008.5.1.4.1.1.1.1",
+        "1.2.840.10008.5.1.4.1.1.1.1.1", "1.2.840.10008.5.1.4.1.1.1.2",
+        "1.2.840.10008.5.1.4.1.1.1.2.1", "1.2.840.10008.5.1.4.1.1.1.3",
+        "1.2.840.10008.5.1.4.1.1.1.3.1", "1.2.840.10008.5.1.4.1.1.2",
+        "1.2.840.10008.5.1.4.1.1.4",     "1.2.840.10008.5.1.4.1.1.7"};
+    for (const char *c : cls)
+        if (sop == c)
+            return true;
+    return false;
+}
+
+/* After OpenJPEG decoding the dataset describes native pixels the way GDCM's decoder (the
+ * reference for JPEG 2000 in DICOM, also built on OpenJPEG) writes them: precision from the
+ * codestream, RGB after the inverse component transform, interleaved samples, the lossy method
+ * recorded, private creators as LO, no Number of Frames in single-frame IODs. Decryption gives
+ * this native object back exactly. */
+void j2k_native_attributes(DcmDataset *ds, const std::string &ts, Uint32 frames, unsigned prec)
+{
+    if ((long)prec != get_int(ds, DCM_BitsStored, prec)) {
+        ds->putAndInsertUint16(DCM_BitsStored, (Uint16)prec);
+        ds->putAndInsertUint16(DCM_HighBit, (Uint16)(prec - 1));
+    }
+    if (get_int(ds, DCM_SamplesPerPixel, 1) == 3) {
+        const std::string pm = get_string(ds, DCM_PhotometricInterpretation);
+        if (pm == "YBR_RCT" || pm == "YBR_ICT")
+            ds->putAndInsertString(DCM_PhotometricInterpretation, "RGB");
+        ds->putAndInsertUint16(DCM_PlanarConfiguration, 0);
+    }
+    if ((ts == "1.2.840.10008.1.2.4.91" || ts == "1.2.840.10008.1.2.4.93") &&
+        !ds->tagExists(DCM_LossyImageCompressionMethod))
+        ds->putAndInsertString(DCM_LossyImageCompressionMethod, "ISO_15444_1");
+    if (frames == 1 && ds->tagExists(DCM_NumberOfFrames) &&
+        single_frame_class(get_string(ds, DCM_SOPClassUID)))
+        ds->findAndDeleteElement(DCM_NumberOfFrames);
+    for (unsigned long i = 0; i < ds->card(); i++) {
+        DcmElement *el = ds->getElement(i);
+        if (!el)
+            continue;
+        const DcmTagKey k = el->getTag();
+        if (el->getVR() != EVR_UN || k.getGroup() % 2 == 0 || k.getElement() < 0x10 ||
+            k.getElement() > 0xFF)
+            continue;
+        Uint8 *b = nullptr;
+        if (el->getUint8Array(b).bad() || !b)
+            continue;
+        std::string v(reinterpret_cast<const char *>(b), el->getLength());
+        while (!v.empty() && (v.back() == ' ' || v.back() == '\0'))
+            v.pop_back();
+        DcmLongString *lo = new DcmLongString(DcmTag(k, EVR_LO));
+        lo->putString(v.c_str());
+        ds->insert(lo, OFTrue);
+    }
+}
+
+/* The layout the cipher sees. Native YBR_FULL_422 stores Y1 Y2 Cb Cr for every two pixels: as
+ * many bytes as a gray image twice as wide, and any byte is a valid sample, so it is encrypted
+ * as one. */
+dcmc_layout cipher_layout(DcmItem *ds)
+{
+    dcmc_layout l = layout_of(ds);
+    const std::string pm = get_string(ds, DCM_PhotometricInterpretation);
+    if ((pm == "YBR_FULL_422" || pm == "YBR_PARTIAL_422") && l.samples == 3 &&
+        l.bits_allocated == 8 && l.cols % 2 == 0 && l.cols <= 32767) {
+        l.cols *= 2;
+        l.samples = 1;
+        l.planar = 0;
+    }
+    return l;
+}
+
 /* Decode whatever the object holds to native bytes (DCMTK's codecs, or OpenJPEG). */
 void decode_pixels(Loaded &L, Pixels &px)
 {
@@ -426,16 +504,12 @@ void decode_pixels(Loaded &L, Pixels &px)
         px.frames = frames;
         px.frame_bytes = fb;
         px.data.assign((size_t)frames * fb, 0);
+        unsigned prec = l.bits_stored;
         for (Uint32 f = 0; f < frames; f++)
-            j2k_decode_frame(cs[f].data(), cs[f].size(), l, px.data.data() + (size_t)f * fb);
-        /* The decoded values now describe the object: colour is RGB after the inverse
-         * component transform, planes interleaved, as other decoders (GDCM, pydicom) write. */
-        const std::string pm = get_string(ds, DCM_PhotometricInterpretation);
-        if (l.samples == 3) {
-            if (pm == "YBR_RCT" || pm == "YBR_ICT")
-                ds->putAndInsertString(DCM_PhotometricInterpretation, "RGB");
-            ds->putAndInsertUint16(DCM_PlanarConfiguration, 0);
-        }
+            j2k_decode_frame(cs[f].data(), cs[f].size(), l, px.data.data() + (size_t)f * fb, &prec);
+        j2k_native_attributes(ds, L.ts_uid, frames, prec);
+        px.layout = layout_of(ds);
+        px.layout.planar = 0;
         put_native(ds, px, 0);
         L.ff.getMetaInfo()->putAndInsertString(DCM_TransferSyntaxUID, UID_LittleEndianExplicitTransferSyntax);
         return;
@@ -445,9 +519,9 @@ void decode_pixels(Loaded &L, Pixels &px)
         if (c.bad() || !ds->canWriteXfer(EXS_LittleEndianExplicit))
             fail(DCMC_ERR_UNSUPPORTED, "cannot decode transfer syntax %s (%s)", L.ts_uid.c_str(),
                  x.getXferName());
-        l = layout_of(ds); /* the decoder may have converted colour or planes */
     }
-    check_layout(l, get_string(ds, DCM_PhotometricInterpretation));
+    l = cipher_layout(ds); /* the decoder may have converted colour or planes */
+    check_layout(l, l.samples == 1 ? "" : get_string(ds, DCM_PhotometricInterpretation));
     native_bytes(ds, l, frames, px);
 }
 
@@ -585,30 +659,38 @@ void save(DcmFileFormat &ff, const char *out, E_TransferSyntax xfer)
         fail(DCMC_ERR_WRITE, "cannot write %s: %s", out, c.text());
 }
 
-/* Re-encode to the original transfer syntax where that is lossless and DCMTK can do it. */
-E_TransferSyntax output_xfer(DcmDataset *ds, const std::string &ts_uid)
+/* Try one encoder; codecs also edit attributes (Derivation Description...), which the caller
+ * puts back. */
+bool try_encode(DcmDataset *ds, E_TransferSyntax t, const DcmRepresentationParameter *rp)
 {
-    DcmXfer x(ts_uid.c_str());
-    const E_TransferSyntax t = x.getXfer();
+    return ds->chooseRepresentation(t, rp).good() && ds->canWriteXfer(t);
+}
+
+E_TransferSyntax encode_as(DcmDataset *ds, const std::string &ts_uid)
+{
+    const E_TransferSyntax t = DcmXfer(ts_uid.c_str()).getXfer();
     switch (t) {
     case EXS_LittleEndianImplicit:
     case EXS_BigEndianExplicit:
     case EXS_DeflatedLittleEndianExplicit:
         return t;
     case EXS_RLELossless:
-        if (ds->chooseRepresentation(t, nullptr).good() && ds->canWriteXfer(t))
+        if (try_encode(ds, t, nullptr))
             return t;
         break;
     case EXS_JPEGProcess14:
     case EXS_JPEGProcess14SV1: {
-        DJ_RPLossless rp(t == EXS_JPEGProcess14SV1 ? 1 : 1, 0);
-        if (ds->chooseRepresentation(t, &rp).good() && ds->canWriteXfer(t))
+        DJ_RPLossless rp(1, 0);
+        if (try_encode(ds, t, &rp))
             return t;
         break;
     }
     case EXS_JPEGLSLossless: {
+        /* CharLS as shipped with DCMTK 3.6.7 aborts on some signed images: keep those native. */
+        if (get_int(ds, DCM_PixelRepresentation, 0) != 0)
+            break;
         DJLSRepresentationParameter rp(0, OFTrue);
-        if (ds->chooseRepresentation(t, &rp).good() && ds->canWriteXfer(t))
+        if (try_encode(ds, t, &rp))
             return t;
         break;
     }
@@ -617,6 +699,30 @@ E_TransferSyntax output_xfer(DcmDataset *ds, const std::string &ts_uid)
     }
     ds->chooseRepresentation(EXS_LittleEndianExplicit, nullptr);
     return EXS_LittleEndianExplicit;
+}
+
+/* Re-encode to the original transfer syntax where that is lossless and DCMTK can do it, with
+ * every other attribute exactly as restored. */
+E_TransferSyntax output_xfer(DcmDataset *ds, const std::string &ts_uid)
+{
+    DcmDataset before;
+    for (unsigned long i = 0; i < ds->card(); i++) {
+        DcmElement *el = ds->getElement(i);
+        if (el && el->getTag() != DCM_PixelData)
+            before.insert(OFstatic_cast(DcmElement *, el->clone()), OFTrue);
+    }
+    const E_TransferSyntax t = encode_as(ds, ts_uid);
+    for (unsigned long i = ds->card(); i-- > 0;) {
+        DcmElement *el = ds->getElement(i);
+        if (el && el->getTag() != DCM_PixelData && !before.tagExists(el->getTag()))
+            delete ds->remove(el);
+    }
+    while (before.card() > 0) {
+        DcmElement *el = before.remove((unsigned long)0);
+        if (el)
+            ds->insert(el, OFTrue);
+    }
+    return t;
 }
 
 void fill_info(dcmc_dicom_info *info, const Loaded &L, const Pixels &px)
@@ -666,10 +772,16 @@ void encrypt(const char *in, const char *out, const dcmc_key *key, const dcmc_kd
     for (const DcmTagKey &k : kTouched)
         if (k != DCM_SOPInstanceUID && k != DCM_SeriesInstanceUID)
             ds->findAndDeleteElement(k);
-    for (unsigned long i = ds->card(); i-- > 0;) {
+    /* Overlay bitmaps are blanked, not removed: the Overlay Plane module stays complete. */
+    for (unsigned long i = 0; i < ds->card(); i++) {
         DcmElement *el = ds->getElement(i);
-        if (el && is_overlay_data(el->getTag()))
-            delete ds->remove(el);
+        if (el && is_overlay_data(el->getTag())) {
+            std::vector<Uint8> zero(el->getLength(), 0);
+            if (el->getVR() == EVR_OW)
+                el->putUint16Array(reinterpret_cast<const Uint16 *>(zero.data()), zero.size() / 2);
+            else
+                el->putUint8Array(zero.data(), zero.size());
+        }
     }
     const DcmTagKey uids[] = {DCM_SOPInstanceUID, DCM_SeriesInstanceUID};
     for (const DcmTagKey &k : uids) {
@@ -724,6 +836,9 @@ void read_block(DcmDataset *ds, dcmc_header &hdr, std::vector<Uint8> &payload, c
         fail(st == DCMC_ERR_UNSUPPORTED ? st : DCMC_ERR_FORMAT,
              "%s: the dcmcrypt header is damaged or of an unknown version (%s)", in,
              dcmc_status_str(st));
+    /* DICOM pads odd-length values with one byte; the header says the real length. */
+    if (payload.size() == hdr.payload_bytes + 1 && payload.back() == 0)
+        payload.pop_back();
 }
 
 void peek(const char *in, dcmc_header *hdr)
@@ -752,7 +867,7 @@ void decrypt(const char *in, const char *out, const dcmc_key *key, int threads,
     if (DcmXfer(L.ts_uid.c_str()).isEncapsulated())
         fail(DCMC_ERR_INTEGRITY, "%s: the encrypted pixel data has been recompressed", in);
     /* The header's layout is authenticated; the dataset must agree with it. */
-    dcmc_layout l = layout_of(ds);
+    dcmc_layout l = cipher_layout(ds);
     if (memcmp(&l, &hdr.layout, sizeof l) != 0 || frames_of(ds) != hdr.frames)
         fail(DCMC_ERR_INTEGRITY, "%s: image attributes no longer match the encrypted pixels", in);
     Pixels px;
