@@ -47,6 +47,13 @@ const DcmTagKey kTouched[] = {
     DCM_DerivationDescription,    DCM_IconImageSequence,        DCM_SmallestImagePixelValue,
     DCM_LargestImagePixelValue,   DCM_SmallestPixelValueInSeries, DCM_LargestPixelValueInSeries,
     DCM_PixelPaddingValue,        DCM_PixelPaddingRangeLimit,   DCM_VOILUTSequence,
+    DCM_SamplesPerPixel,          DCM_PhotometricInterpretation,
+};
+/* Of those, the ones the encrypted object does not carry at all. */
+const DcmTagKey kRemoved[] = {
+    DCM_IconImageSequence,        DCM_SmallestImagePixelValue,  DCM_LargestImagePixelValue,
+    DCM_SmallestPixelValueInSeries, DCM_LargestPixelValueInSeries, DCM_PixelPaddingValue,
+    DCM_PixelPaddingRangeLimit,   DCM_VOILUTSequence,
 };
 
 struct Failure {
@@ -769,9 +776,13 @@ void encrypt(const char *in, const char *out, const dcmc_key *key, const dcmc_kd
     dcmc_free(payload, payload_len);
 
     /* What showed the original pixels goes; the originals are in the payload. */
-    for (const DcmTagKey &k : kTouched)
-        if (k != DCM_SOPInstanceUID && k != DCM_SeriesInstanceUID)
-            ds->findAndDeleteElement(k);
+    for (const DcmTagKey &k : kRemoved)
+        ds->findAndDeleteElement(k);
+    /* ACR-NEMA objects may lack these; a DICOM image needs them (PS3.3 C.7.6.3). */
+    if (!ds->tagExists(DCM_SamplesPerPixel))
+        ds->putAndInsertUint16(DCM_SamplesPerPixel, (Uint16)px.layout.samples);
+    if (!ds->tagExists(DCM_PhotometricInterpretation) && px.layout.samples == 1)
+        ds->putAndInsertString(DCM_PhotometricInterpretation, "MONOCHROME2");
     /* Overlay bitmaps are blanked, not removed: the Overlay Plane module stays complete. */
     for (unsigned long i = 0; i < ds->card(); i++) {
         DcmElement *el = ds->getElement(i);
@@ -786,6 +797,16 @@ void encrypt(const char *in, const char *out, const dcmc_key *key, const dcmc_kd
     const DcmTagKey uids[] = {DCM_SOPInstanceUID, DCM_SeriesInstanceUID};
     for (const DcmTagKey &k : uids) {
         std::string old = get_string(ds, k);
+        if (old.empty() && k == DCM_SOPInstanceUID) {
+            /* An ACR-NEMA object without one: the encrypted object still needs its own UID.
+             * Nothing to map, so it comes from this encryption's nonce. */
+            old = "dcmcrypt-nonce:";
+            for (uint8_t b : hdr.nonce) {
+                char h[3];
+                snprintf(h, sizeof h, "%02x", b);
+                old += h;
+            }
+        }
         if (old.empty())
             continue;
         char mapped[65];
