@@ -20,6 +20,9 @@
 #include "dcmtk/dcmjpls/djrparam.h"
 #include "dcmtk/oflog/oflog.h"
 
+#include <sys/stat.h>
+
+#include <cerrno>
 #include <cstdarg>
 #include <cstdio>
 #include <cstring>
@@ -660,10 +663,25 @@ void restore(DcmDataset *ds, const Uint8 *p, size_t n, std::string &ts_uid)
 
 void save(DcmFileFormat &ff, const char *out, E_TransferSyntax xfer)
 {
+    errno = 0;
     OFCondition c = ff.saveFile(out, xfer, EET_ExplicitLength, EGL_recalcGL, EPD_noChange, 0, 0,
                                 EWM_updateMeta);
     if (c.bad())
         fail(DCMC_ERR_WRITE, "cannot write %s: %s", out, c.text());
+    /* DCMTK does not report every failed write (a full disk can end in a short file): check
+     * that what is on disk is all of it. */
+    bool ok;
+    if (xfer == EXS_DeflatedLittleEndianExplicit) {
+        /* Compressed on the fly, so no length to compare: read it back instead. */
+        DcmFileFormat back;
+        ok = back.loadFile(out, EXS_Unknown, EGL_noChange, DCM_MaxReadLength, ERM_fileOnly).good();
+    } else {
+        const Uint32 expect = ff.calcElementLength(xfer, EET_ExplicitLength);
+        struct stat st;
+        ok = stat(out, &st) == 0 && S_ISREG(st.st_mode) && (unsigned long long)st.st_size == expect;
+    }
+    if (!ok)
+        fail(DCMC_ERR_WRITE, "cannot write %s: short write (disk full?)", out);
 }
 
 /* Try one encoder; codecs also edit attributes (Derivation Description...), which the caller
@@ -974,6 +992,32 @@ extern "C" dcmc_status dcmc_dicom_decrypt(const char *in, const char *out, const
     if (!in || !out || !key)
         return DCMC_ERR_ARG;
     return guard(msg, msg_len, [&] { decrypt(in, out, key, threads, info); });
+}
+
+extern "C" dcmc_status dcmc_dicom_read_pixels(const char *in, dcmc_dicom_info *info,
+                                              uint8_t **pixels, size_t *len, char *msg,
+                                              size_t msg_len)
+{
+    if (pixels)
+        *pixels = nullptr;
+    if (len)
+        *len = 0;
+    if (!in || !info || !pixels || !len)
+        return DCMC_ERR_ARG;
+    return guard(msg, msg_len, [&] {
+        init_once();
+        Loaded L;
+        load(in, L, true);
+        Pixels px;
+        decode_pixels(L, px);
+        fill_info(info, L, px);
+        uint8_t *buf = static_cast<uint8_t *>(malloc(px.data.size() ? px.data.size() : 1));
+        if (!buf)
+            throw std::bad_alloc();
+        memcpy(buf, px.data.data(), px.data.size());
+        *pixels = buf;
+        *len = px.data.size();
+    });
 }
 
 extern "C" const char *dcmc_dicom_versions(void)

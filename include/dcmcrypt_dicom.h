@@ -44,6 +44,12 @@ dcmc_status dcmc_dicom_peek(const char *in, dcmc_header *hdr, char *msg, size_t 
 dcmc_status dcmc_dicom_decrypt(const char *in, const char *out, const dcmc_key *key, int threads,
                                dcmc_dicom_info *info, char *msg, size_t msg_len);
 
+/* Decode an object's pixel data as the encryptor sees it: *pixels (malloc'd, release with
+ * dcmc_free) gets info->frames frames of info->layout, frames byte-aligned. For the evaluation
+ * suite and the tests. */
+dcmc_status dcmc_dicom_read_pixels(const char *in, dcmc_dicom_info *info, uint8_t **pixels,
+                                   size_t *len, char *msg, size_t msg_len);
+
 /* Versions of DCMTK and OpenJPEG in use, one line. */
 const char *dcmc_dicom_versions(void);
 

@@ -22,6 +22,7 @@ static const suite_entry k_suites[] = {
     {"cipher", dcmc_test_register_cipher},
     {"kat", dcmc_test_register_kat},
     {"stats", dcmc_test_register_stats},
+    {"dicom", dcmc_test_register_dicom},
 };
 
 int main(int argc, char **argv)

@@ -1,0 +1,327 @@
+/*
+ * test_dicom.c - the DCMTK adapter on the objects in sample-data/dicom and on objects the tests
+ * build: exact round trip for every layout and transfer syntax there, new UIDs that are the same
+ * for the same key, wrong key and tampering caught, truncated and hostile files refused,
+ * objects without pixel data refused, outputs that cannot be written reported.
+ */
+#define _GNU_SOURCE /* memmem */
+#include <dirent.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "dcmcrypt.h"
+#include "dcmcrypt_dicom.h"
+#include "test_common.h"
+
+static char g_dir[64];
+
+static int suite_init(void)
+{
+    snprintf(g_dir, sizeof g_dir, "/tmp/dcmc-dicom-XXXXXX");
+    return mkdtemp(g_dir) ? 0 : -1;
+}
+
+static int suite_clean(void)
+{
+    DIR *d = opendir(g_dir);
+    struct dirent *e;
+    char p[512];
+    while (d && (e = readdir(d)) != NULL) {
+        if (e->d_name[0] == '.')
+            continue;
+        snprintf(p, sizeof p, "%s/%s", g_dir, e->d_name);
+        unlink(p);
+    }
+    if (d)
+        closedir(d);
+    rmdir(g_dir);
+    return 0;
+}
+
+static const char *tmp(const char *name)
+{
+    static char buf[4][512];
+    static int k;
+    k = (k + 1) % 4;
+    snprintf(buf[k], sizeof buf[k], "%s/%s", g_dir, name);
+    return buf[k];
+}
+
+static void test_key(dcmc_key *k, uint8_t uid_key[32], uint8_t seed)
+{
+    for (int i = 0; i < 32; i++)
+        k->bytes[i] = (uint8_t)(i * 7 + seed);
+    CU_ASSERT_EQUAL(dcmc_uid_key_from_key(k, uid_key), DCMC_OK);
+}
+
+static const char *sample(const char *name)
+{
+    static char buf[1024];
+    snprintf(buf, sizeof buf, "%s/sample-data/dicom/%s", dcmc_test_source_dir(), name);
+    return buf;
+}
+
+/* Every decodable sample: encrypt, the pixels change, decrypt, the pixels are the original's. */
+static void test_roundtrip_samples(void)
+{
+    static const char *files[] = {
+        "pydicom_CT_small_128x128.dcm", "pydicom_MR_small_bigendian.dcm",
+        "pydicom_SC_rgb_small_odd_3x3.dcm", "highdicom_seg_image_ct_binary_overlap_1bit_8frames.dcm",
+        "pydicom_rtdose_32bit_15frames.dcm", "pydicom_SC_ybr_full_422_uncompressed.dcm",
+        "pydicom_SC_rgb_jpeg_dcmtk_JPEG-baseline.dcm", "clunie_image_dfl_deflate_1.2.840.10008.1.2.1.99.dcm",
+        "pydicom-data_emri_small_enhancedMR_10frames.dcm", "pydicom_ExplVR_BigEnd_US_RGB.dcm",
+        "dcm_qa_ts_7_JPEG-LS.dcm", "dcm_qa_ts_4_RLE.dcm", "dcm_qa_ts_9_J2K-lossless.dcm",
+        "dcm_qa_12bit_12bitSigned_0x0F0F.dcm",
+    };
+    dcmc_key key;
+    uint8_t uk[32];
+    test_key(&key, uk, 1);
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+        char msg[DCMC_DICOM_MSG];
+        dcmc_dicom_info info, info2, info3;
+        uint8_t *orig = NULL, *enc = NULL, *dec = NULL;
+        size_t ol = 0, el = 0, dl = 0;
+        const char *in = sample(files[i]);
+        dcmc_status st = dcmc_dicom_read_pixels(in, &info, &orig, &ol, msg, sizeof msg);
+        CU_ASSERT_EQUAL(st, DCMC_OK);
+        if (st != DCMC_OK) {
+            fprintf(stderr, "\n  %s: %s", files[i], msg);
+            continue;
+        }
+        st = dcmc_dicom_encrypt(in, tmp("e.dcm"), &key, NULL, uk, NULL, &info2, msg, sizeof msg);
+        CU_ASSERT_EQUAL(st, DCMC_OK);
+        if (st != DCMC_OK)
+            fprintf(stderr, "\n  %s: %s", files[i], msg);
+        CU_ASSERT_EQUAL(dcmc_dicom_read_pixels(tmp("e.dcm"), &info3, &enc, &el, msg, sizeof msg),
+                        DCMC_OK);
+        CU_ASSERT(el == ol && info3.frames == info.frames);
+        if (el == ol && ol >= 64) {
+            size_t same = 0;
+            for (size_t b = 0; b < ol; b++)
+                same += enc[b] == orig[b];
+            CU_ASSERT(same < ol / 8); /* about 1/256 of the bytes by chance */
+        }
+        st = dcmc_dicom_decrypt(tmp("e.dcm"), tmp("d.dcm"), &key, 0, &info3, msg, sizeof msg);
+        CU_ASSERT_EQUAL(st, DCMC_OK);
+        if (st != DCMC_OK)
+            fprintf(stderr, "\n  %s: %s", files[i], msg);
+        CU_ASSERT_EQUAL(dcmc_dicom_read_pixels(tmp("d.dcm"), &info3, &dec, &dl, msg, sizeof msg),
+                        DCMC_OK);
+        int exact = dl == ol && dec && memcmp(dec, orig, ol) == 0;
+        CU_ASSERT(exact);
+        if (!exact)
+            fprintf(stderr, "\n  %s: decrypted pixels differ", files[i]);
+        /* Re-encoded where the original syntax is lossless and DCMTK can encode it. */
+        if (strstr(files[i], "RLE"))
+            CU_ASSERT_STRING_EQUAL(info3.transfer_syntax, "1.2.840.10008.1.2.5");
+        if (strstr(files[i], "JPEG-LS"))
+            CU_ASSERT_STRING_EQUAL(info3.transfer_syntax, "1.2.840.10008.1.2.4.80");
+        dcmc_free(orig, ol);
+        dcmc_free(enc, el);
+        dcmc_free(dec, dl);
+    }
+}
+
+/* Reads a file into memory. */
+static uint8_t *slurp(const char *path, size_t *n)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    fseek(f, 0, SEEK_END);
+    long sz = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    uint8_t *b = malloc((size_t)sz + 1);
+    *n = fread(b, 1, (size_t)sz, f);
+    fclose(f);
+    return b;
+}
+
+static void spit(const char *path, const uint8_t *b, size_t n)
+{
+    FILE *f = fopen(path, "wb");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    fwrite(b, 1, n, f);
+    fclose(f);
+}
+
+static void test_uids_and_marker(void)
+{
+    dcmc_key key, other;
+    uint8_t uk[32], uk2[32];
+    test_key(&key, uk, 1);
+    test_key(&other, uk2, 2);
+    char msg[DCMC_DICOM_MSG];
+    const char *in = sample("pydicom_CT_small_128x128.dcm");
+    CU_ASSERT_EQUAL(dcmc_dicom_encrypt(in, tmp("a.dcm"), &key, NULL, uk, NULL, NULL, msg, sizeof msg), DCMC_OK);
+    CU_ASSERT_EQUAL(dcmc_dicom_encrypt(in, tmp("b.dcm"), &key, NULL, uk, NULL, NULL, msg, sizeof msg), DCMC_OK);
+    CU_ASSERT_EQUAL(dcmc_dicom_encrypt(in, tmp("c.dcm"), &other, NULL, uk2, NULL, NULL, msg, sizeof msg), DCMC_OK);
+    size_t na = 0, nb = 0, nc = 0, no = 0;
+    uint8_t *a = slurp(tmp("a.dcm"), &na), *b = slurp(tmp("b.dcm"), &nb), *c = slurp(tmp("c.dcm"), &nc);
+    uint8_t *o = slurp(in, &no);
+    char mapped[65], mapped2[65];
+    /* The original SOP Instance UID of CT_small, and where it went. */
+    const char *orig_uid = "1.3.6.1.4.1.5962.1.1.1.1.1.20040119072730.12322";
+    CU_ASSERT_EQUAL(dcmc_uid_map(uk, orig_uid, mapped), DCMC_OK);
+    CU_ASSERT_EQUAL(dcmc_uid_map(uk2, orig_uid, mapped2), DCMC_OK);
+    CU_ASSERT(strncmp(mapped, "2.25.", 5) == 0 && strlen(mapped) <= 64);
+    CU_ASSERT(strcmp(mapped, mapped2) != 0);
+    CU_ASSERT_PTR_NOT_NULL(memmem(o, no, orig_uid, strlen(orig_uid)));
+    CU_ASSERT_PTR_NULL(memmem(a, na, orig_uid, strlen(orig_uid)));  /* not in clear anywhere */
+    CU_ASSERT_PTR_NOT_NULL(memmem(a, na, mapped, strlen(mapped)));  /* same key: same UID */
+    CU_ASSERT_PTR_NOT_NULL(memmem(b, nb, mapped, strlen(mapped)));
+    CU_ASSERT_PTR_NOT_NULL(memmem(c, nc, mapped2, strlen(mapped2)));
+    CU_ASSERT_PTR_NOT_NULL(memmem(a, na, "ENCRYPTED PIXEL DATA", 20));
+    CU_ASSERT_PTR_NOT_NULL(memmem(a, na, "DCMCRYPT 1", 10));
+    /* Peek gives the header; decrypting twice the same object is fine, encrypting it is not. */
+    dcmc_header h;
+    CU_ASSERT_EQUAL(dcmc_dicom_peek(tmp("a.dcm"), &h, msg, sizeof msg), DCMC_OK);
+    CU_ASSERT_EQUAL(h.preset.id, DCMC_PRESET_AT_RESNET_CM);
+    CU_ASSERT_EQUAL(dcmc_dicom_peek(in, &h, msg, sizeof msg), DCMC_ERR_NOT_ENCRYPTED);
+    CU_ASSERT_EQUAL(dcmc_dicom_encrypt(tmp("a.dcm"), tmp("x.dcm"), &key, NULL, uk, NULL, NULL, msg, sizeof msg),
+                    DCMC_ERR_ALREADY_ENCRYPTED);
+    CU_ASSERT_EQUAL(dcmc_dicom_decrypt(in, tmp("x.dcm"), &key, 0, NULL, msg, sizeof msg),
+                    DCMC_ERR_NOT_ENCRYPTED);
+    /* The decrypted object is the original, byte for byte where the syntax is the same. */
+    CU_ASSERT_EQUAL(dcmc_dicom_decrypt(tmp("a.dcm"), tmp("d.dcm"), &key, 0, NULL, msg, sizeof msg), DCMC_OK);
+    size_t nd = 0;
+    uint8_t *d = slurp(tmp("d.dcm"), &nd);
+    CU_ASSERT_PTR_NOT_NULL(memmem(d, nd, orig_uid, strlen(orig_uid)));
+    CU_ASSERT_PTR_NULL(memmem(d, nd, "DCMCRYPT", 8));
+    CU_ASSERT_PTR_NULL(memmem(d, nd, "ENCRYPTED PIXEL DATA", 20));
+    free(a);
+    free(b);
+    free(c);
+    free(o);
+    free(d);
+}
+
+static void test_wrong_key_and_tampering(void)
+{
+    dcmc_key key, other;
+    uint8_t uk[32], uk2[32];
+    test_key(&key, uk, 1);
+    test_key(&other, uk2, 2);
+    char msg[DCMC_DICOM_MSG];
+    CU_ASSERT_EQUAL_FATAL(dcmc_dicom_encrypt(sample("pydicom_MR_small_bigendian.dcm"), tmp("e.dcm"), &key,
+                                             NULL, uk, NULL, NULL, msg, sizeof msg), DCMC_OK);
+    unlink(tmp("d.dcm"));
+    CU_ASSERT_EQUAL(dcmc_dicom_decrypt(tmp("e.dcm"), tmp("d.dcm"), &other, 0, NULL, msg, sizeof msg),
+                    DCMC_ERR_WRONG_KEY);
+    CU_ASSERT(access(tmp("d.dcm"), F_OK) != 0); /* nothing written */
+    size_t n = 0;
+    uint8_t *b = slurp(tmp("e.dcm"), &n);
+    const uint8_t pix[4] = {0xE0, 0x7F, 0x10, 0x00};
+    uint8_t *at = NULL;
+    for (size_t i = n - 4; i-- > 0;)
+        if (memcmp(b + i, pix, 4) == 0) {
+            at = b + i;
+            break;
+        }
+    CU_ASSERT_PTR_NOT_NULL_FATAL(at);
+    size_t pos = (size_t)(at - b) + 12 + (n - (size_t)(at - b) - 12) / 2;
+    b[pos] ^= 0x01;
+    spit(tmp("t.dcm"), b, n);
+    CU_ASSERT_EQUAL(dcmc_dicom_decrypt(tmp("t.dcm"), tmp("d.dcm"), &key, 0, NULL, msg, sizeof msg),
+                    DCMC_ERR_INTEGRITY);
+    CU_ASSERT(access(tmp("d.dcm"), F_OK) != 0);
+    b[pos] ^= 0x01;
+    /* An authenticated attribute changed: Rows. */
+    const uint8_t rows[4] = {0x28, 0x00, 0x10, 0x00};
+    uint8_t *r = memmem(b, n, rows, 4);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(r);
+    r[8] ^= 0x01;
+    spit(tmp("t.dcm"), b, n);
+    CU_ASSERT_NOT_EQUAL(dcmc_dicom_decrypt(tmp("t.dcm"), tmp("d.dcm"), &key, 0, NULL, msg, sizeof msg),
+                        DCMC_OK);
+    CU_ASSERT(access(tmp("d.dcm"), F_OK) != 0);
+    r[8] ^= 0x01;
+    /* Truncated anywhere: a status, never a crash or an output. */
+    for (size_t cut = 0; cut < n; cut += n / 29 + 1) {
+        spit(tmp("t.dcm"), b, cut);
+        dcmc_status st = dcmc_dicom_decrypt(tmp("t.dcm"), tmp("d.dcm"), &key, 0, NULL, msg, sizeof msg);
+        CU_ASSERT_NOT_EQUAL(st, DCMC_OK);
+        CU_ASSERT(msg[0] != '\0');
+        CU_ASSERT(access(tmp("d.dcm"), F_OK) != 0);
+    }
+    free(b);
+}
+
+static void test_refused_inputs(void)
+{
+    dcmc_key key;
+    uint8_t uk[32];
+    test_key(&key, uk, 1);
+    char msg[DCMC_DICOM_MSG];
+    CU_ASSERT_EQUAL(dcmc_dicom_encrypt(sample("pydicom_MR_truncated.dcm"), tmp("x.dcm"), &key, NULL, uk,
+                                       NULL, NULL, msg, sizeof msg), DCMC_ERR_FORMAT);
+    CU_ASSERT_EQUAL(dcmc_dicom_encrypt(sample("pydicom-data_parametric_map_float.dcm"), tmp("x.dcm"), &key,
+                                       NULL, uk, NULL, NULL, msg, sizeof msg), DCMC_ERR_UNSUPPORTED);
+    CU_ASSERT_EQUAL(dcmc_dicom_encrypt("/nonexistent.dcm", tmp("x.dcm"), &key, NULL, uk, NULL, NULL,
+                                       msg, sizeof msg), DCMC_ERR_IO);
+    spit(tmp("junk.dcm"), (const uint8_t *)"not dicom at all", 16);
+    CU_ASSERT_EQUAL(dcmc_dicom_encrypt(tmp("junk.dcm"), tmp("x.dcm"), &key, NULL, uk, NULL, NULL, msg,
+                                       sizeof msg), DCMC_ERR_FORMAT);
+    /* An object without pixel data (built here: a meta header and a few attributes). */
+    uint8_t sr[512];
+    size_t n = 0;
+    memset(sr, 0, 128);
+    n = 128;
+    memcpy(sr + n, "DICM", 4);
+    n += 4;
+#define EL(g, e, vr, str)                                                                       \
+    do {                                                                                        \
+        size_t l_ = strlen(str) + (strlen(str) & 1);                                            \
+        sr[n++] = (uint8_t)(g), sr[n++] = (uint8_t)((g) >> 8), sr[n++] = (uint8_t)(e),          \
+        sr[n++] = (uint8_t)((e) >> 8);                                                          \
+        sr[n++] = (vr)[0], sr[n++] = (vr)[1], sr[n++] = (uint8_t)l_, sr[n++] = 0;               \
+        memset(sr + n, 0, l_);                                                                  \
+        memcpy(sr + n, str, strlen(str));                                                       \
+        n += l_;                                                                                \
+    } while (0)
+    EL(0x0002, 0x0010, "UI", "1.2.840.10008.1.2.1");
+    EL(0x0008, 0x0016, "UI", "1.2.840.10008.5.1.4.1.1.88.11");
+    EL(0x0008, 0x0018, "UI", "1.2.3.4.5");
+    EL(0x0008, 0x0060, "CS", "SR");
+#undef EL
+    spit(tmp("sr.dcm"), sr, n);
+    CU_ASSERT_EQUAL(dcmc_dicom_encrypt(tmp("sr.dcm"), tmp("x.dcm"), &key, NULL, uk, NULL, NULL, msg,
+                                       sizeof msg), DCMC_ERR_NOT_IMAGE);
+    CU_ASSERT_PTR_NOT_NULL(strstr(msg, "no pixel data"));
+}
+
+static void test_unwritable_output(void)
+{
+    dcmc_key key;
+    uint8_t uk[32];
+    test_key(&key, uk, 1);
+    char msg[DCMC_DICOM_MSG];
+    const char *in = sample("pydicom_SC_rgb_small_odd_3x3.dcm");
+    /* A full disk: /dev/full refuses every write with ENOSPC. */
+    if (access("/dev/full", W_OK) == 0)
+        CU_ASSERT_EQUAL(dcmc_dicom_encrypt(in, "/dev/full", &key, NULL, uk, NULL, NULL, msg, sizeof msg),
+                        DCMC_ERR_WRITE);
+    CU_ASSERT_EQUAL(dcmc_dicom_encrypt(in, "/nonexistent/dir/out.dcm", &key, NULL, uk, NULL, NULL, msg,
+                                       sizeof msg), DCMC_ERR_WRITE);
+}
+
+int dcmc_test_register_dicom(void)
+{
+    static const dcmc_test_case cases[] = {
+        {"round trip of every sample layout and transfer syntax", test_roundtrip_samples},
+        {"new UIDs, same for the same key; marker; private block", test_uids_and_marker},
+        {"wrong key, tampering and truncation", test_wrong_key_and_tampering},
+        {"truncated, float, missing, junk and pixel-less inputs refused", test_refused_inputs},
+        {"full disk and missing directory", test_unwritable_output},
+        {NULL, NULL},
+    };
+    CU_pSuite s = CU_add_suite("dicom", suite_init, suite_clean);
+    if (!s)
+        return -1;
+    for (const dcmc_test_case *c = cases; c->name; c++)
+        if (!CU_add_test(s, c->name, c->fn))
+            return -1;
+    return 0;
+}
