@@ -65,5 +65,7 @@ int main(int argc, char **argv)
     cli_info(&c, 1, "%s: %s -> %s: %ux%u, %u frame(s), preset %s, %.1f ms", c.prog, c.in, c.out,
              info.layout.cols, info.layout.rows, info.frames, dcmc_preset_name(hdr.preset.id),
              (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6);
+    cli_info(&c, 2, "%s: read %.1f ms, checks + cipher %.1f ms, encode + write %.1f ms (%s)", c.prog,
+             info.read_ns / 1e6, info.cipher_ns / 1e6, info.write_ns / 1e6, info.transfer_syntax);
     return EXIT_OK;
 }

@@ -64,6 +64,8 @@ int main(int argc, char **argv)
              info.layout.samples, info.layout.bits_stored, info.layout.bits_allocated,
              info.layout.is_signed ? " signed" : "", info.transfer_syntax,
              (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6);
+    cli_info(&c, 2, "%s: read+decode %.1f ms, cipher %.1f ms, write %.1f ms", c.prog,
+             info.read_ns / 1e6, info.cipher_ns / 1e6, info.write_ns / 1e6);
     cli_info(&c, 2, "%s: preset %s%s, SIMD %s", c.prog, dcmc_preset_name(c.opt.preset.id),
              c.opt.flags & DCMC_FLAG_STANDARD_LAYER ? " + ChaCha20" : " (no ChaCha20)",
              dcmc_simd_path());

@@ -27,6 +27,7 @@
 #include <cstdio>
 #include <cstring>
 #include <exception>
+#include <chrono>
 #include <mutex>
 #include <new>
 #include <string>
@@ -87,6 +88,13 @@ void init_once()
         DJLSDecoderRegistration::registerCodecs();
         DJLSEncoderRegistration::registerCodecs();
     });
+}
+
+uint64_t now_ns()
+{
+    return (uint64_t)std::chrono::duration_cast<std::chrono::nanoseconds>(
+               std::chrono::steady_clock::now().time_since_epoch())
+        .count();
 }
 
 bool host_little_endian()
@@ -771,6 +779,7 @@ void encrypt(const char *in, const char *out, const dcmc_key *key, const dcmc_kd
     init_once();
     if (!host_little_endian())
         fail(DCMC_ERR_UNSUPPORTED, "big-endian hosts are not supported");
+    const uint64_t t0 = now_ns();
     Loaded L;
     load(in, L, true);
     if (find_block(L.ds) >= 0)
@@ -779,6 +788,7 @@ void encrypt(const char *in, const char *out, const dcmc_key *key, const dcmc_kd
     decode_pixels(L, px);
     fill_info(info, L, px);
     DcmDataset *ds = L.ds;
+    const uint64_t t1 = now_ns();
 
     std::vector<Uint8> attrs = protect(ds, L.ts_uid);
     dcmc_header hdr;
@@ -792,6 +802,7 @@ void encrypt(const char *in, const char *out, const dcmc_key *key, const dcmc_kd
         fail(st, "encryption failed: %s", dcmc_status_str(st));
     std::vector<Uint8> pl(payload, payload + payload_len);
     dcmc_free(payload, payload_len);
+    const uint64_t t2 = now_ns();
 
     /* What showed the original pixels goes; the originals are in the payload. */
     for (const DcmTagKey &k : kRemoved)
@@ -861,6 +872,11 @@ void encrypt(const char *in, const char *out, const dcmc_key *key, const dcmc_kd
     if (c.bad())
         fail(DCMC_ERR_NOMEM, "cannot add the private block: %s", c.text());
     save(L.ff, out, EXS_LittleEndianExplicit);
+    if (info) {
+        info->read_ns = t1 - t0;
+        info->cipher_ns = t2 - t1;
+        info->write_ns = now_ns() - t2;
+    }
 }
 
 void read_block(DcmDataset *ds, dcmc_header &hdr, std::vector<Uint8> &payload, const char *in)
@@ -895,6 +911,7 @@ void decrypt(const char *in, const char *out, const dcmc_key *key, int threads,
     init_once();
     if (!host_little_endian())
         fail(DCMC_ERR_UNSUPPORTED, "big-endian hosts are not supported");
+    const uint64_t t0 = now_ns();
     Loaded L;
     load(in, L, false);
     DcmDataset *ds = L.ds;
@@ -914,6 +931,7 @@ void decrypt(const char *in, const char *out, const dcmc_key *key, int threads,
     fill_info(info, L, px);
     uint8_t *attrs = nullptr;
     size_t alen = 0;
+    const uint64_t t1 = now_ns();
     dcmc_status st = dcmc_image_decrypt(key, &hdr, threads, px.data.data(), px.data.size(),
                                         payload.data(), payload.size(), &attrs, &alen);
     if (st == DCMC_ERR_WRONG_KEY)
@@ -936,8 +954,16 @@ void decrypt(const char *in, const char *out, const dcmc_key *key, int threads,
     ds->findAndDeleteElement(DcmTagKey(kGroup, (Uint16)block));
     put_native(ds, px, 0);
     /* Record the syntax we really write in the meta header before encoders look at it. */
+    const uint64_t t2 = now_ns();
     E_TransferSyntax xfer = output_xfer(ds, ts);
     save(L.ff, out, xfer);
+    if (info) {
+        info->read_ns = t1 - t0;
+        info->cipher_ns = t2 - t1;
+        info->write_ns = now_ns() - t2;
+        snprintf(info->transfer_syntax, sizeof info->transfer_syntax, "%s",
+                 DcmXfer(xfer).getXferID());
+    }
 }
 
 template <class F> dcmc_status guard(char *msg, size_t msg_len, F f)

@@ -26,6 +26,7 @@ typedef struct dcmc_dicom_info {
     dcmc_layout layout;
     uint32_t frames;
     uint64_t pixel_bytes;
+    uint64_t read_ns, cipher_ns, write_ns; /* load + decode, cipher, encode + save */
 } dcmc_dicom_info;
 
 /* Encrypt `in` to `out`. kdf: how key was made (NULL = key file). uid_key: see dcmc_uid_map. */
