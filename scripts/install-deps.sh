@@ -3,7 +3,7 @@
 # bookworm, as root or through sudo. Safe to run again: it only installs what is missing.
 set -eu
 
-PKGS="build-essential cmake pkg-config clang
+PKGS="build-essential cmake pkg-config clang libclang-rt-14-dev openssl
 libdcmtk-dev dcmtk libpng-dev libtiff-dev libcunit1-dev libssl-dev libopenjp2-7-dev
 python3 python3-numpy python3-cryptography"
 # Optional extras: DCMCRYPT_EXTRAS=1 adds the PyTorch reference for the benchmark and dieharder.

@@ -2,7 +2,8 @@
 # The README's second command and CI's: install what is needed, check the known-answer vectors
 # against their independent generator, build optimised and -O0 (gcc, OpenMP) and run the default
 # suite in both, build with clang without OpenMP, check that all three produce the same cipher
-# bytes, then run the suite once more under AddressSanitizer + UndefinedBehaviorSanitizer.
+# bytes, run the suite once more under AddressSanitizer + UndefinedBehaviorSanitizer, and fuzz
+# the parsers of untrusted input for a bounded time (scripts/fuzz.sh; DCMC_FUZZ_SECONDS, 60).
 # Long tests: `ctest --test-dir build -L long`.
 set -eu
 cd "$(dirname "$0")/.."
@@ -41,3 +42,5 @@ echo "$a"
 cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DDCMC_SANITIZE=ON >/dev/null
 cmake --build build-asan -j "$jobs" >/dev/null
 ctest --test-dir build-asan -L default --output-on-failure -j "$jobs"
+
+./scripts/fuzz.sh "${DCMC_FUZZ_SECONDS:-60}"
