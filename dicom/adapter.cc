@@ -51,7 +51,7 @@ const DcmTagKey kTouched[] = {
     DCM_DerivationDescription,    DCM_IconImageSequence,        DCM_SmallestImagePixelValue,
     DCM_LargestImagePixelValue,   DCM_SmallestPixelValueInSeries, DCM_LargestPixelValueInSeries,
     DCM_PixelPaddingValue,        DCM_PixelPaddingRangeLimit,   DCM_VOILUTSequence,
-    DCM_SamplesPerPixel,          DCM_PhotometricInterpretation,
+    DCM_SamplesPerPixel,          DCM_PhotometricInterpretation, DCM_SOPClassUID,
 };
 /* Of those, the ones the encrypted object does not carry at all. */
 const DcmTagKey kRemoved[] = {
@@ -812,6 +812,15 @@ void encrypt(const char *in, const char *out, const dcmc_key *key, const dcmc_kd
         ds->putAndInsertUint16(DCM_SamplesPerPixel, (Uint16)px.layout.samples);
     if (!ds->tagExists(DCM_PhotometricInterpretation) && px.layout.samples == 1)
         ds->putAndInsertString(DCM_PhotometricInterpretation, "MONOCHROME2");
+    if (get_string(ds, DCM_SOPClassUID).empty()) {
+        const std::string mod = get_string(ds, DCM_Modality);
+        const char *cls = mod == "CT"   ? UID_CTImageStorage
+                          : mod == "MR" ? UID_MRImageStorage
+                          : mod == "CR" ? UID_ComputedRadiographyImageStorage
+                          : mod == "US" ? UID_UltrasoundImageStorage
+                                        : UID_SecondaryCaptureImageStorage;
+        ds->putAndInsertString(DCM_SOPClassUID, cls);
+    }
     /* Overlay bitmaps are blanked, not removed: the Overlay Plane module stays complete. */
     for (unsigned long i = 0; i < ds->card(); i++) {
         DcmElement *el = ds->getElement(i);
