@@ -313,6 +313,15 @@ struct Pixels {
     Uint32 frames = 1;
     size_t frame_bytes = 0;
     std::vector<Uint8> data; /* frames * frame_bytes, frames byte-aligned */
+
+    /* Zeroed room for `n` frames of layout `l` (already checked). */
+    void reset(const dcmc_layout &l, Uint32 n)
+    {
+        layout = l;
+        frames = n;
+        dcmc_layout_frame_bytes(&l, &frame_bytes);
+        data.assign((size_t)n * frame_bytes, 0);
+    }
 };
 
 dcmc_layout layout_of(DcmItem *ds)
@@ -368,12 +377,8 @@ void native_bytes(DcmDataset *ds, const dcmc_layout &l, Uint32 frames, Pixels &p
             fail(DCMC_ERR_FORMAT, "pixel data cannot be read");
         bytes = b;
     }
-    size_t fb;
-    dcmc_layout_frame_bytes(&l, &fb);
-    px.layout = l;
-    px.frames = frames;
-    px.frame_bytes = fb;
-    px.data.assign((size_t)frames * fb, 0);
+    px.reset(l, frames);
+    const size_t fb = px.frame_bytes;
     const size_t L = (size_t)l.rows * l.cols * l.samples;
     if (l.bits_allocated == 1) {
         /* Frames of a 1-bit object follow each other bit after bit (PS3.5 8.1.1). */
@@ -516,12 +521,8 @@ void decode_pixels(Loaded &L, Pixels &px)
             fail(DCMC_ERR_FORMAT, "JPEG 2000 object without encapsulated pixel data");
         std::vector<std::vector<Uint8>> cs = j2k_frames(seq, frames);
         l.planar = 0; /* decoded samples are interleaved */
-        size_t fb;
-        dcmc_layout_frame_bytes(&l, &fb);
-        px.layout = l;
-        px.frames = frames;
-        px.frame_bytes = fb;
-        px.data.assign((size_t)frames * fb, 0);
+        px.reset(l, frames);
+        const size_t fb = px.frame_bytes;
         unsigned prec = l.bits_stored;
         for (Uint32 f = 0; f < frames; f++)
             j2k_decode_frame(cs[f].data(), cs[f].size(), l, px.data.data() + (size_t)f * fb, &prec);
