@@ -401,7 +401,7 @@ void native_bytes(DcmDataset *ds, const dcmc_layout &l, Uint32 frames, Pixels &p
 }
 
 /* Replace the pixel data element with native bytes (frames packed as the layout says). */
-void put_native(DcmDataset *ds, const Pixels &px, Uint32 original_len)
+void put_native(DcmDataset *ds, const Pixels &px)
 {
     const dcmc_layout &l = px.layout;
     std::vector<Uint8> out;
@@ -417,7 +417,6 @@ void put_native(DcmDataset *ds, const Pixels &px, Uint32 original_len)
     } else {
         out = px.data;
     }
-    (void)original_len;
     if (out.size() % 2)
         out.push_back(0); /* DICOM values have even length */
     OFCondition c;
@@ -529,7 +528,7 @@ void decode_pixels(Loaded &L, Pixels &px)
         j2k_native_attributes(ds, L.ts_uid, frames, prec);
         px.layout = layout_of(ds);
         px.layout.planar = 0;
-        put_native(ds, px, 0);
+        put_native(ds, px);
         L.ff.getMetaInfo()->putAndInsertString(DCM_TransferSyntaxUID, UID_LittleEndianExplicitTransferSyntax);
         return;
     }
@@ -561,10 +560,8 @@ int find_block(DcmItem *ds)
 int free_block(DcmDataset *ds)
 {
     bool used[256] = {false};
-    DcmStack stack;
-    DcmObject *obj = nullptr;
     for (unsigned long i = 0; i < ds->card(); i++) {
-        obj = ds->getElement(i);
+        DcmObject *obj = ds->getElement(i);
         const DcmTagKey k = obj->getTag();
         if (k.getGroup() != kGroup)
             continue;
@@ -856,7 +853,7 @@ void encrypt(const char *in, const char *out, const dcmc_key *key, const dcmc_kd
     ds->putAndInsertString(DCM_ImageComments, kMarker);
     ds->putAndInsertString(DCM_DerivationDescription,
                            "Pixel data encrypted by dcmcrypt (AT-ResNet-CM); not for diagnosis");
-    put_native(ds, px, 0);
+    put_native(ds, px);
 
     const int block = free_block(ds);
     uint8_t hb[DCMC_HEADER_BYTES];
@@ -962,7 +959,7 @@ void decrypt(const char *in, const char *out, const dcmc_key *key, int threads,
     for (unsigned e = 0; e <= 0xFF; e++)
         ds->findAndDeleteElement(DcmTagKey(kGroup, (Uint16)(block << 8 | e)));
     ds->findAndDeleteElement(DcmTagKey(kGroup, (Uint16)block));
-    put_native(ds, px, 0);
+    put_native(ds, px);
     /* Record the syntax we really write in the meta header before encoders look at it. */
     const uint64_t t2 = now_ns();
     E_TransferSyntax xfer = output_xfer(ds, ts);
