@@ -239,6 +239,23 @@ dcmc_status dcmc_key_check(const dcmc_key *key, const dcmc_header *hdr);
 /* Release memory returned by the library (wiped first); NULL is a no-op. */
 void dcmc_free(void *p, size_t n);
 
+/* ---- Research baselines (evaluation only, never for patient data) ------------------------- */
+
+typedef enum dcmc_baseline {
+    DCMC_BASELINE_LOGISTIC_XOR = 1, /* the chaos keystream XORed in: no network, no diffusion */
+    DCMC_BASELINE_AES256_CTR = 2,   /* AES-256-CTR keystream XORed into the values (OpenSSL) */
+} dcmc_baseline;
+
+/* Encrypt one frame in place with a baseline, keyed by key and nonce like the real cipher; XOR
+ * baselines are their own inverse. */
+dcmc_status dcmc_baseline_encrypt(dcmc_baseline b, const dcmc_key *key,
+                                  const uint8_t nonce[DCMC_NONCE_BYTES], const dcmc_layout *layout,
+                                  uint8_t *frame, size_t bytes);
+/* n bytes of the logistic-chaos keystream alone (32-bit words, little endian) of frame 0 for
+ * key and nonce: the generator of docs/format.md section 9, for statistical test suites. */
+dcmc_status dcmc_chaos_keystream(const dcmc_key *key, const uint8_t nonce[DCMC_NONCE_BYTES],
+                                 uint8_t *out, size_t n);
+
 /* ---- Build and run-time facts ---------------------------------------------------------------- */
 
 /* The SIMD path the network uses on this CPU: "avx512-vnni", "avx2" or "scalar". */

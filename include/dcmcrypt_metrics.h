@@ -25,6 +25,29 @@ void dcmc_metric_npcr_uaci(const uint32_t *a, const uint32_t *b, size_t n, unsig
  * 0 horizontal, 1 vertical, 2 diagonal (down-right), 3 anti-diagonal (down-left). */
 double dcmc_metric_correlation(const uint32_t *v, size_t w, size_t h, int direction);
 
+/* Correlation over `pairs` randomly chosen adjacent pairs (the literature's usual 3000 or
+ * 10000), drawn with a deterministic generator from `seed`. */
+double dcmc_metric_correlation_sampled(const uint32_t *v, size_t w, size_t h, int direction,
+                                       size_t pairs, uint64_t seed);
+
+/* Local Shannon entropy (Wu et al. 2013): mean entropy (2^bits bins, bits <= 16) of k
+ * non-overlapping b x b blocks chosen at random from `seed`. NAN if the image holds fewer than k
+ * such blocks. */
+double dcmc_metric_local_entropy(const uint32_t *v, size_t w, size_t h, unsigned bits, size_t k,
+                                 size_t b, uint64_t seed);
+/* The acceptance interval of the local entropy for uniformly random images of that size, by
+ * Monte Carlo over `trials` images: the alpha/2 and 1-alpha/2 quantiles, and the mean. */
+int dcmc_metric_local_entropy_interval(size_t w, size_t h, unsigned bits, size_t k, size_t b,
+                                       size_t trials, double alpha, uint64_t seed, double *lo,
+                                       double *hi, double *mean);
+/* Mean global entropy of uniformly random images of n values of `bits` bits (Monte Carlo). */
+double dcmc_metric_entropy_expected(size_t n, unsigned bits, size_t trials, uint64_t seed);
+
+/* PSNR in dB between two images (INFINITY when equal) and mean SSIM over 8x8 windows with
+ * stride 4 (1 when equal); peak = 2^bits - 1. */
+double dcmc_metric_psnr(const uint32_t *a, const uint32_t *b, size_t n, unsigned bits);
+double dcmc_metric_ssim(const uint32_t *a, const uint32_t *b, size_t w, size_t h, unsigned bits);
+
 /* Wu, Noonan & Agaian (2011) critical values for n pixels of `bits` bits at level alpha
  * (0.05, 0.01 or 0.001): NPCR must be >= *npcr_min, UACI inside [*uaci_lo, *uaci_hi]. */
 int dcmc_metric_npcr_uaci_critical(size_t n, unsigned bits, double alpha, double *npcr_min,

@@ -153,10 +153,84 @@ static void test_metrics_by_hand(void)
     CU_ASSERT_DOUBLE_EQUAL(dcmc_metric_correlation(chk, 4, 4, 2), 1.0, 1e-12);
 }
 
+static void test_more_metrics_by_hand(void)
+{
+    /* PSNR: mean squared error 65025/2 against a peak of 255 is 10 log10(2) dB. */
+    uint32_t a[2] = {0, 0}, b[2] = {0, 255};
+    CU_ASSERT_DOUBLE_EQUAL(dcmc_metric_psnr(a, b, 2, 8), 10 * log10(2.0), 1e-9);
+    CU_ASSERT(isinf(dcmc_metric_psnr(a, a, 2, 8)));
+    /* Local entropy: a constant image has none; blocks of two equally frequent values have 1 bit. */
+    static uint32_t img[88 * 88];
+    for (size_t i = 0; i < 88 * 88; i++)
+        img[i] = 7;
+    CU_ASSERT_DOUBLE_EQUAL(dcmc_metric_local_entropy(img, 88, 88, 8, 4, 44, 1), 0.0, 1e-12);
+    for (size_t i = 0; i < 88 * 88; i++)
+        img[i] = (uint32_t)(i % 2) * 200;
+    CU_ASSERT_DOUBLE_EQUAL(dcmc_metric_local_entropy(img, 88, 88, 8, 4, 44, 1), 1.0, 1e-12);
+    CU_ASSERT(isnan(dcmc_metric_local_entropy(img, 88, 88, 8, 5, 44, 1))); /* only 4 blocks */
+    CU_ASSERT_DOUBLE_EQUAL(dcmc_metric_ssim(img, img, 88, 88, 8), 1.0, 1e-12);
+    /* Sampled correlation of a perfectly correlated ramp is 1 whatever pairs are drawn. */
+    for (size_t i = 0; i < 88 * 88; i++)
+        img[i] = (uint32_t)(i % 88 + i / 88);
+    CU_ASSERT_DOUBLE_EQUAL(dcmc_metric_correlation_sampled(img, 88, 88, 0, 3000, 9), 1.0, 1e-9);
+    CU_ASSERT_DOUBLE_EQUAL(dcmc_metric_correlation_sampled(img, 88, 88, 1, 3000, 9), 1.0, 1e-9);
+}
+
+/* The random-data references the suite reports beside each figure: the published means. */
+static void test_random_references(void)
+{
+    double lo, hi, mean;
+    CU_ASSERT_EQUAL_FATAL(dcmc_metric_local_entropy_interval(512, 512, 8, 30, 44, 200, 0.05, 3, &lo,
+                                                             &hi, &mean), 0);
+    CU_ASSERT(fabs(mean - 7.902469) < 0.0003); /* Wu et al. 2013 */
+    CU_ASSERT(lo < mean && mean < hi && hi - lo < 0.01);
+    double e = dcmc_metric_entropy_expected(512 * 512, 8, 10, 4);
+    CU_ASSERT(fabs(e - 7.99930) < 0.00005);
+}
+
+/* The XOR baselines fail the differential tests, as they must: one changed pixel changes one
+ * cipher pixel. And the chaos keystream is the generator of the cipher. */
+static void test_baselines(void)
+{
+    dcmc_layout l = {64, 64, 1, 0, 8, 8, 7, 0};
+    dcmc_key key;
+    memset(key.bytes, 9, 32);
+    uint8_t nonce[16] = {1}, p0[4096], p1[4096];
+    for (int i = 0; i < 4096; i++)
+        p0[i] = p1[i] = (uint8_t)(i / 64 + i % 64);
+    p1[1000]++;
+    for (int bl = DCMC_BASELINE_LOGISTIC_XOR; bl <= DCMC_BASELINE_AES256_CTR; bl++) {
+        uint8_t c0[4096], c1[4096];
+        memcpy(c0, p0, sizeof c0);
+        memcpy(c1, p1, sizeof c1);
+        CU_ASSERT_EQUAL(dcmc_baseline_encrypt((dcmc_baseline)bl, &key, nonce, &l, c0, 4096), DCMC_OK);
+        CU_ASSERT_EQUAL(dcmc_baseline_encrypt((dcmc_baseline)bl, &key, nonce, &l, c1, 4096), DCMC_OK);
+        int diff = 0, changed = 0;
+        for (int i = 0; i < 4096; i++) {
+            diff += c0[i] != c1[i];
+            changed += c0[i] != p0[i];
+        }
+        CU_ASSERT_EQUAL(diff, 1);
+        CU_ASSERT(changed > 4000);
+        CU_ASSERT_EQUAL(dcmc_baseline_encrypt((dcmc_baseline)bl, &key, nonce, &l, c0, 4096), DCMC_OK);
+        CU_ASSERT(memcmp(c0, p0, 4096) == 0); /* XOR: its own inverse */
+    }
+    uint8_t ks[64], ks2[64];
+    CU_ASSERT_EQUAL(dcmc_chaos_keystream(&key, nonce, ks, sizeof ks), DCMC_OK);
+    CU_ASSERT_EQUAL(dcmc_chaos_keystream(&key, nonce, ks2, sizeof ks2), DCMC_OK);
+    CU_ASSERT(memcmp(ks, ks2, sizeof ks) == 0);
+    nonce[0] ^= 1;
+    CU_ASSERT_EQUAL(dcmc_chaos_keystream(&key, nonce, ks2, sizeof ks2), DCMC_OK);
+    CU_ASSERT(memcmp(ks, ks2, sizeof ks) != 0);
+}
+
 int dcmc_test_register_stats(void)
 {
     static const dcmc_test_case cases[] = {
         {"metrics against hand-computed values", test_metrics_by_hand},
+        {"PSNR, SSIM, local entropy, sampled correlation by hand", test_more_metrics_by_hand},
+        {"random-data references by Monte Carlo", test_random_references},
+        {"XOR baselines fail NPCR; chaos keystream", test_baselines},
         {"NPCR/UACI/chi2/entropy/correlation on real images", test_real_images},
         {NULL, NULL},
     };

@@ -80,7 +80,7 @@ static inline size_t word_index(const dcmc_layout *l, size_t n, unsigned s, size
     return l->planar ? s * n + i : i * l->samples + s;
 }
 
-static void extract(const dcmc_layout *l, size_t n, const uint8_t *in, uint32_t *v)
+void dcmc_frame_values(const dcmc_layout *l, size_t n, const uint8_t *in, uint32_t *v)
 {
     field f = field_of(l);
     for (unsigned s = 0; s < l->samples; s++)
@@ -88,8 +88,8 @@ static void extract(const dcmc_layout *l, size_t n, const uint8_t *in, uint32_t 
             v[s * n + i] = value_of(&f, word_get(in, word_index(l, n, s, i), f.ba));
 }
 
-static void store(const dcmc_layout *l, size_t n, const uint32_t *v, uint8_t *out,
-                  size_t frame_bytes)
+void dcmc_frame_words(const dcmc_layout *l, size_t n, const uint32_t *v, uint8_t *out,
+                      size_t frame_bytes)
 {
     field f = field_of(l);
     if (f.ba == 1)
@@ -207,7 +207,7 @@ static dcmc_status frame_run(dcmc_frame_cipher *fc, uint32_t index, const uint8_
     const unsigned bits = fc->layout.bits_stored;
     dcmc_status st;
     uint64_t t0 = dcmc_now_ns();
-    extract(&fc->layout, fc->n, in, fc->v);
+    dcmc_frame_values(&fc->layout, fc->n, in, fc->v);
     uint64_t t1 = dcmc_now_ns(), t2, t3;
     if (!decrypt) {
         if ((st = dcmc_coupling_run(&fc->coupling, fc->prk, index, fc->v, 0)) != DCMC_OK)
@@ -234,7 +234,7 @@ static dcmc_status frame_run(dcmc_frame_cipher *fc, uint32_t index, const uint8_
         fc->timing.keystream_ns = t2 - t1;
         fc->timing.network_ns = dcmc_now_ns() - t3;
     }
-    store(&fc->layout, fc->n, fc->v, out, fc->frame_bytes);
+    dcmc_frame_words(&fc->layout, fc->n, fc->v, out, fc->frame_bytes);
     uint64_t t4 = dcmc_now_ns();
     fc->timing.diffusion_ns = (t4 - t0) - fc->timing.network_ns - fc->timing.keystream_ns;
     return DCMC_OK;

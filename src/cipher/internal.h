@@ -73,6 +73,10 @@ dcmc_status dcmc_coupling_run(dcmc_coupling *c, const uint8_t prk[32], uint32_t 
                               uint32_t *v, int decrypt);
 
 /* ---- frame.c: words <-> values ---- */
+/* The plane-major values of a frame of n = rows*cols pixels, and back to canonical words. */
+void dcmc_frame_values(const dcmc_layout *l, size_t n, const uint8_t *in, uint32_t *v);
+void dcmc_frame_words(const dcmc_layout *l, size_t n, const uint32_t *v, uint8_t *out,
+                      size_t frame_bytes);
 /* Bits outside the stored field that are not canonical, XORed out: residue word of each word.
  * Returns 1 if any residue word is non-zero. res may be NULL to only test. */
 int dcmc_frame_residue(const dcmc_layout *l, const uint8_t *frame, uint8_t *res);

@@ -7,6 +7,7 @@
 
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 
 static size_t *histogram(const uint32_t *v, size_t n, unsigned bits)
 {
@@ -118,4 +119,184 @@ double dcmc_metric_correlation(const uint32_t *v, size_t w, size_t h, int direct
     double cov = sxy / n - (sx / n) * (sy / n);
     double va = sxx / n - (sx / n) * (sx / n), vb = syy / n - (sy / n) * (sy / n);
     return (va <= 0 || vb <= 0) ? 0.0 : cov / sqrt(va * vb);
+}
+
+/* xorshift64* for sampling positions: analysis only, never keys. */
+static uint64_t rng_next(uint64_t *s)
+{
+    *s ^= *s >> 12;
+    *s ^= *s << 25;
+    *s ^= *s >> 27;
+    return *s * 0x2545F4914F6CDD1DULL;
+}
+
+double dcmc_metric_correlation_sampled(const uint32_t *v, size_t w, size_t h, int direction,
+                                       size_t pairs, uint64_t seed)
+{
+    static const int dx[4] = {1, 0, 1, -1}, dy[4] = {0, 1, 1, 1};
+    if (direction < 0 || direction > 3 || w < 2 || h < 2 || pairs < 2)
+        return NAN;
+    uint64_t s = seed | 1;
+    double sx = 0, sy = 0, sxx = 0, syy = 0, sxy = 0;
+    size_t xlo = dx[direction] < 0 ? 1 : 0, xn = w - 1, yn = h - (size_t)dy[direction];
+    for (size_t i = 0; i < pairs; i++) {
+        size_t x = xlo + (size_t)(rng_next(&s) % xn), y = (size_t)(rng_next(&s) % yn);
+        if (dx[direction] == 0)
+            x = (size_t)(rng_next(&s) % w);
+        double a = v[y * w + x];
+        double b = v[(y + (size_t)dy[direction]) * w + (size_t)((long)x + dx[direction])];
+        sx += a;
+        sy += b;
+        sxx += a * a;
+        syy += b * b;
+        sxy += a * b;
+    }
+    double n = (double)pairs;
+    double cov = sxy / n - (sx / n) * (sy / n);
+    double va = sxx / n - (sx / n) * (sx / n), vb = syy / n - (sy / n) * (sy / n);
+    return (va <= 0 || vb <= 0) ? 0.0 : cov / sqrt(va * vb);
+}
+
+double dcmc_metric_local_entropy(const uint32_t *v, size_t w, size_t h, unsigned bits, size_t k,
+                                 size_t b, uint64_t seed)
+{
+    if (b == 0 || k == 0 || bits == 0 || bits > 16)
+        return NAN;
+    const size_t bw = w / b, bh = h / b, nblocks = bw * bh;
+    if (nblocks < k)
+        return NAN;
+    /* k distinct blocks of the grid: a partial Fisher-Yates shuffle of the block indices. */
+    size_t *idx = malloc(nblocks * sizeof *idx);
+    uint32_t *blk = malloc(b * b * sizeof *blk);
+    if (!idx || !blk) {
+        free(idx);
+        free(blk);
+        return NAN;
+    }
+    for (size_t i = 0; i < nblocks; i++)
+        idx[i] = i;
+    uint64_t s = seed | 1;
+    double sum = 0;
+    for (size_t i = 0; i < k; i++) {
+        size_t j = i + (size_t)(rng_next(&s) % (nblocks - i));
+        size_t t = idx[i];
+        idx[i] = idx[j];
+        idx[j] = t;
+        size_t bx = idx[i] % bw, by = idx[i] / bw;
+        for (size_t y = 0; y < b; y++)
+            memcpy(blk + y * b, v + (by * b + y) * w + bx * b, b * sizeof *blk);
+        sum += dcmc_metric_entropy(blk, b * b, bits);
+    }
+    free(idx);
+    free(blk);
+    return sum / (double)k;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+int dcmc_metric_local_entropy_interval(size_t w, size_t h, unsigned bits, size_t k, size_t b,
+                                       size_t trials, double alpha, uint64_t seed, double *lo,
+                                       double *hi, double *mean)
+{
+    if (trials < 10 || bits == 0 || bits > 16 || w * h == 0)
+        return -1;
+    uint32_t *img = malloc(w * h * sizeof *img);
+    double *le = malloc(trials * sizeof *le);
+    if (!img || !le) {
+        free(img);
+        free(le);
+        return -1;
+    }
+    uint64_t s = seed | 1;
+    const uint32_t mask = (uint32_t)((1u << bits) - 1);
+    double sum = 0;
+    for (size_t t = 0; t < trials; t++) {
+        for (size_t i = 0; i < w * h; i++)
+            img[i] = (uint32_t)(rng_next(&s) >> 32) & mask;
+        le[t] = dcmc_metric_local_entropy(img, w, h, bits, k, b, rng_next(&s));
+        sum += le[t];
+    }
+    qsort(le, trials, sizeof *le, cmp_double);
+    size_t ilo = (size_t)floor(alpha / 2 * (double)(trials - 1));
+    size_t ihi = (size_t)ceil((1 - alpha / 2) * (double)(trials - 1));
+    *lo = le[ilo];
+    *hi = le[ihi];
+    *mean = sum / (double)trials;
+    free(img);
+    free(le);
+    return isnan(*mean) ? -1 : 0;
+}
+
+double dcmc_metric_entropy_expected(size_t n, unsigned bits, size_t trials, uint64_t seed)
+{
+    if (n == 0 || bits == 0 || bits > 16 || trials == 0)
+        return NAN;
+    uint32_t *img = malloc(n * sizeof *img);
+    if (!img)
+        return NAN;
+    uint64_t s = seed | 1;
+    const uint32_t mask = (uint32_t)((1u << bits) - 1);
+    double sum = 0;
+    for (size_t t = 0; t < trials; t++) {
+        for (size_t i = 0; i < n; i++)
+            img[i] = (uint32_t)(rng_next(&s) >> 32) & mask;
+        sum += dcmc_metric_entropy(img, n, bits);
+    }
+    free(img);
+    return sum / (double)trials;
+}
+
+double dcmc_metric_psnr(const uint32_t *a, const uint32_t *b, size_t n, unsigned bits)
+{
+    if (n == 0 || bits == 0 || bits > 32)
+        return NAN;
+    double se = 0, peak = bits >= 32 ? 4294967295.0 : (double)(((uint64_t)1 << bits) - 1);
+    for (size_t i = 0; i < n; i++) {
+        double d = (double)a[i] - (double)b[i];
+        se += d * d;
+    }
+    if (se == 0)
+        return INFINITY;
+    return 10 * log10(peak * peak / (se / (double)n));
+}
+
+double dcmc_metric_ssim(const uint32_t *a, const uint32_t *b, size_t w, size_t h, unsigned bits)
+{
+    const size_t win = 8, step = 4;
+    if (w < win || h < win || bits == 0 || bits > 32)
+        return NAN;
+    double L = bits >= 32 ? 4294967295.0 : (double)(((uint64_t)1 << bits) - 1);
+    double c1 = (0.01 * L) * (0.01 * L), c2 = (0.03 * L) * (0.03 * L), sum = 0;
+    size_t count = 0;
+    for (size_t y = 0; y + win <= h; y += step) {
+        for (size_t x = 0; x + win <= w; x += step) {
+            double ma = 0, mb = 0, vaa = 0, vbb = 0, vab = 0, n = (double)(win * win);
+            for (size_t j = 0; j < win; j++)
+                for (size_t i = 0; i < win; i++) {
+                    double p = a[(y + j) * w + x + i], q = b[(y + j) * w + x + i];
+                    ma += p;
+                    mb += q;
+                }
+            ma /= n;
+            mb /= n;
+            for (size_t j = 0; j < win; j++)
+                for (size_t i = 0; i < win; i++) {
+                    double p = a[(y + j) * w + x + i] - ma, q = b[(y + j) * w + x + i] - mb;
+                    vaa += p * p;
+                    vbb += q * q;
+                    vab += p * q;
+                }
+            vaa /= n - 1;
+            vbb /= n - 1;
+            vab /= n - 1;
+            sum += ((2 * ma * mb + c1) * (2 * vab + c2)) /
+                   ((ma * ma + mb * mb + c1) * (vaa + vbb + c2));
+            count++;
+        }
+    }
+    return sum / (double)count;
 }

@@ -1,0 +1,84 @@
+/*
+ * baseline.c - the comparison schemes of the evaluation suite: the logistic keystream XORed into
+ * the pixel values with nothing else (how XOR chaos ciphers of the literature work, and why they
+ * fail NPCR/UACI), AES-256-CTR the same way, and the chaos keystream alone for dieharder.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/evp.h>
+
+#include "cipher/internal.h"
+
+dcmc_status dcmc_chaos_keystream(const dcmc_key *key, const uint8_t nonce[DCMC_NONCE_BYTES],
+                                 uint8_t *out, size_t n)
+{
+    if (key == NULL || nonce == NULL || (out == NULL && n))
+        return DCMC_ERR_ARG;
+    uint8_t prk[32], sub[32];
+    dcmc_status st = dcmc_prk_derive(key, nonce, prk);
+    if (st == DCMC_OK)
+        st = dcmc_subkey(prk, "chaos", 0, sub);
+    if (st == DCMC_OK) {
+        dcmc_logistic g;
+        dcmc_logistic_seed(&g, sub);
+        uint32_t w[256];
+        for (size_t off = 0; off < n; off += sizeof w) {
+            size_t m = n - off < sizeof w ? n - off : sizeof w;
+            dcmc_logistic_fill(&g, w, (m + 3) / 4);
+            for (size_t i = 0; i < m; i++)
+                out[off + i] = (uint8_t)(w[i / 4] >> (8 * (i % 4)));
+        }
+        dcmc_wipe(&g, sizeof g);
+    }
+    dcmc_wipe(prk, sizeof prk);
+    dcmc_wipe(sub, sizeof sub);
+    return st;
+}
+
+dcmc_status dcmc_baseline_encrypt(dcmc_baseline b, const dcmc_key *key,
+                                  const uint8_t nonce[DCMC_NONCE_BYTES], const dcmc_layout *layout,
+                                  uint8_t *frame, size_t bytes)
+{
+    if (key == NULL || nonce == NULL || frame == NULL)
+        return DCMC_ERR_ARG;
+    size_t fb;
+    dcmc_status st = dcmc_layout_frame_bytes(layout, &fb);
+    if (st != DCMC_OK)
+        return st;
+    if (bytes != fb)
+        return bytes < fb ? DCMC_ERR_TRUNCATED : DCMC_ERR_ARG;
+    const size_t n = (size_t)layout->rows * layout->cols, len = n * layout->samples;
+    const uint32_t mask = layout->bits_stored >= 32 ? 0xFFFFFFFFu
+                                                    : ((uint32_t)1 << layout->bits_stored) - 1;
+    uint32_t *v = malloc(len * sizeof *v), *k = malloc(len * sizeof *k);
+    if (v == NULL || k == NULL) {
+        free(v);
+        free(k);
+        return DCMC_ERR_NOMEM;
+    }
+    if (b == DCMC_BASELINE_LOGISTIC_XOR) {
+        st = dcmc_chaos_keystream(key, nonce, (uint8_t *)k, len * sizeof *k);
+    } else if (b == DCMC_BASELINE_AES256_CTR) {
+        EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
+        int outl = 0;
+        memset(k, 0, len * sizeof *k);
+        st = ctx && EVP_EncryptInit_ex(ctx, EVP_aes_256_ctr(), NULL, key->bytes, nonce) == 1 &&
+                     EVP_EncryptUpdate(ctx, (uint8_t *)k, &outl, (uint8_t *)k,
+                                       (int)(len * sizeof *k)) == 1
+                 ? DCMC_OK
+                 : DCMC_ERR_CRYPTO;
+        EVP_CIPHER_CTX_free(ctx);
+    } else {
+        st = DCMC_ERR_ARG;
+    }
+    if (st == DCMC_OK) {
+        dcmc_frame_values(layout, n, frame, v);
+        for (size_t i = 0; i < len; i++)
+            v[i] = (v[i] ^ k[i]) & mask; /* little-endian words on the hosts we support */
+        dcmc_frame_words(layout, n, v, frame, fb);
+    }
+    dcmc_free(v, len * sizeof *v);
+    dcmc_free(k, len * sizeof *k);
+    return st;
+}
