@@ -1,0 +1,35 @@
+#!/bin/sh
+# dcmcryptstat as a script uses it: JSON lines with the documented fields, the default scheme
+# passing the differential tests on a real 512x512 image and the plain XOR baseline failing
+# them, a Markdown report with figures directory, and the keystream mode.
+# Usage: stat_test.sh BINDIR SAMPLEDIR
+set -u
+bin=$1
+samples=$2
+t=$(mktemp -d /tmp/dcmc-stat-XXXXXX)
+trap 'rm -rf "$t"' EXIT
+fails=0
+img=$samples/png/nema-wg04_MR1_brain_512x512_gray8.png
+"$bin/dcmcryptstat" --json --trials 50 --schemes at-resnet-cm,logistic-xor "$img" >"$t/j" 2>"$t/e" || { echo "FAIL exit $?: $(cat "$t/e")"; exit 1; }
+/usr/bin/python3 - "$t/j" <<'PY' || fails=$((fails + 1))
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1])]
+need = "file scheme entropy chi2 corr_h corr_v corr_d corr_a lse npcr uaci npcr_key uaci_key psnr ms".split()
+assert len(rows) == 2, rows
+for r in rows:
+    missing = [k for k in need if k not in r]
+    assert not missing, missing
+d = {r["scheme"]: r for r in rows}
+a, x = d["at-resnet-cm"], d["logistic-xor"]
+assert a["npcr"] >= a["npcr_crit"] and a["uaci_lo"] <= a["uaci"] <= a["uaci_hi"], a
+assert a["psnr"] == "inf" and a["entropy"] >= 7.999, a
+assert x["npcr"] < 1 and x["uaci"] < 1, x          # the XOR baseline fails visibly
+print("ok   json fields, default passes, XOR baseline fails")
+PY
+"$bin/dcmcryptstat" --trials 20 --schemes at-resnet-cm -o "$t/out" "$img" 2>"$t/e" && grep -q "| at-resnet-cm |" "$t/out/report.md" \
+  && echo "ok   markdown report" || { echo "FAIL report: $(cat "$t/e")"; fails=$((fails + 1)); }
+n=$("$bin/dcmcryptstat" --keystream 100000 | wc -c)
+[ "$n" -eq 100000 ] && echo "ok   keystream mode" || { echo "FAIL keystream wrote $n bytes"; fails=$((fails + 1)); }
+"$bin/dcmcryptstat" "$t/nothere.png" 2>/dev/null; [ $? -eq 2 ] && echo "ok   missing input exit 2" || { echo "FAIL missing input"; fails=$((fails + 1)); }
+echo "$fails failed"
+[ "$fails" -eq 0 ]
