@@ -237,7 +237,7 @@ static int keystream(size_t n)
         off += w;
     }
     free(buf);
-    return 0;
+    return fflush(stdout) == 0 || off < n ? 0 : 4;
 }
 
 int main(int argc, char **argv)
@@ -245,7 +245,8 @@ int main(int argc, char **argv)
     const char *out_dir = NULL, *key_file = NULL, *schemes = NULL;
     int json = 0, nfiles = 0;
     size_t pairs = 3000, trials = 200;
-    char **files = calloc((size_t)argc, sizeof *files);
+    /* Positional arguments are compacted into argv itself: never ahead of the scan. */
+    char **files = argv + 1;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
@@ -401,6 +402,5 @@ int main(int argc, char **argv)
         fprintf(stderr, "dcmcryptstat: cannot write the report: %s\n", strerror(errno));
         return 4;
     }
-    free(files);
     return rc;
 }
