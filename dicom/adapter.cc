@@ -268,7 +268,9 @@ void j2k_decode_frame(const Uint8 *data, size_t len, const dcmc_layout &l, Uint8
 DcmPixelSequence *pixel_sequence(DcmDataset *ds)
 {
     DcmElement *el = nullptr;
-    if (ds->findAndGetElement(DCM_PixelData, el).bad() || !el)
+    /* A hostile file can hold (7FE0,0010) with another VR: only a DcmPixelData has
+     * representations. */
+    if (ds->findAndGetElement(DCM_PixelData, el).bad() || !el || el->ident() != EVR_PixelData)
         return nullptr;
     DcmPixelData *pd = OFstatic_cast(DcmPixelData *, el);
     E_TransferSyntax xf;

@@ -11,7 +11,7 @@ CC=clang CXX=clang++ cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo 
 cmake --build build-fuzz -j "$(nproc)" >/dev/null
 seeds=build-fuzz/seeds
 rm -rf "$seeds" && mkdir -p "$seeds/dicom" "$seeds/header"
-cp sample-data/dicom/*.dcm "$seeds/dicom/"
+cp sample-data/dicom/*.dcm tests/fuzz/regressions/* "$seeds/dicom/"  # past findings stay in the corpus
 printf '4242424242424242424242424242424242424242424242424242424242424242\n' > build-fuzz/fuzz.key
 for f in sample-data/dicom/pydicom_CT_small_128x128.dcm sample-data/dicom/pydicom_rtdose_32bit_15frames.dcm \
          sample-data/dicom/highdicom_seg_image_ct_binary_overlap_1bit_8frames.dcm; do
@@ -26,7 +26,17 @@ for p in glob.glob(sys.argv[1] + "/dicom/enc-*"):
         open(sys.argv[1] + "/header/" + p.split("/")[-1], "wb").write(b[i:i + 128])
 PY
 export ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
-build-fuzz/bin/fuzz_header -max_total_time="$seconds" -print_final_stats=1 "$seeds/header" 2>&1 | tail -3
-build-fuzz/bin/fuzz_dicom -max_total_time="$seconds" -max_len=1048576 -rss_limit_mb=4096 \
-  -print_final_stats=1 "$seeds/dicom" 2>&1 | tail -3
+# Findings go to build-fuzz/findings/ (never into the source tree); any finding fails the run.
+mkdir -p build-fuzz/findings
+for target in header dicom; do
+  extra=""
+  [ "$target" = dicom ] && extra="-max_len=1048576 -rss_limit_mb=4096"
+  if ! build-fuzz/bin/fuzz_$target -max_total_time="$seconds" -print_final_stats=1 \
+       -artifact_prefix=build-fuzz/findings/ $extra "$seeds/$target" > build-fuzz/fuzz_$target.log 2>&1; then
+    tail -40 build-fuzz/fuzz_$target.log >&2
+    echo "fuzz_$target found a problem: see build-fuzz/findings/ and build-fuzz/fuzz_$target.log" >&2
+    exit 1
+  fi
+  tail -3 build-fuzz/fuzz_$target.log
+done
 echo "fuzzing: no crash in $seconds s per target"
