@@ -77,6 +77,17 @@ expect 0 "new key" "$bin/dcmencrypt" --new-key "$t/new.key" "$ct" "$t/n.dcm"
 expect 4 "new key refuses to overwrite" "$bin/dcmencrypt" --new-key "$t/new.key" "$ct" "$t/n2.dcm"
 expect 0 "decrypt with the new key" "$bin/dcmdecrypt" --key-file "$t/new.key" "$t/n.dcm" "$t/nd.dcm"
 
+# Nothing secret is printed, at any log level.
+"$bin/dcmencrypt" -d --key-file "$t/key" "$ct" "$t/s.dcm" >"$t/log" 2>&1
+"$bin/dcmdecrypt" -d --key-file "$t/key" "$t/s.dcm" "$t/sd.dcm" >>"$t/log" 2>&1
+"$bin/dcmdecrypt" -d --key-file "$t/key2" "$t/s.dcm" "$t/sd2.dcm" >>"$t/log" 2>&1
+DCMC_TEST_PASS='correct horse battery staple' "$bin/dcmdecrypt" -d --passphrase-env DCMC_TEST_PASS "$t/p.dcm" "$t/pd2.dcm" >>"$t/log" 2>&1
+if grep -qi "$(head -c 64 "$t/key")" "$t/log" || grep -qi "$(head -c 64 "$t/key2")" "$t/log" || grep -q "horse" "$t/log"; then
+  bad "a key or passphrase appears in the output"
+else
+  ok "no key or passphrase in -d output"
+fi
+
 # Outputs that cannot be written.
 mkdir "$t/ro" && chmod 555 "$t/ro"
 if [ "$(id -u)" -ne 0 ]; then

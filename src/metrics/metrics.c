@@ -97,28 +97,43 @@ int dcmc_metric_npcr_uaci_critical(size_t n, unsigned bits, double alpha, double
     return 0;
 }
 
+/* Pearson correlation from running sums (analysis code: double is plenty). */
+typedef struct pearson {
+    double sx, sy, sxx, syy, sxy, n;
+} pearson;
+
+static void pearson_add(pearson *p, double a, double b)
+{
+    p->sx += a;
+    p->sy += b;
+    p->sxx += a * a;
+    p->syy += b * b;
+    p->sxy += a * b;
+    p->n += 1;
+}
+
+static double pearson_r(const pearson *p)
+{
+    const double n = p->n;
+    double cov = p->sxy / n - (p->sx / n) * (p->sy / n);
+    double va = p->sxx / n - (p->sx / n) * (p->sx / n), vb = p->syy / n - (p->sy / n) * (p->sy / n);
+    return (va <= 0 || vb <= 0) ? 0.0 : cov / sqrt(va * vb);
+}
+
+/* Neighbour offsets of the four directions: horizontal, vertical, diagonal, anti-diagonal. */
+static const int k_dx[4] = {1, 0, 1, -1}, k_dy[4] = {0, 1, 1, 1};
+
 double dcmc_metric_correlation(const uint32_t *v, size_t w, size_t h, int direction)
 {
-    static const int dx[4] = {1, 0, 1, -1}, dy[4] = {0, 1, 1, 1};
     if (direction < 0 || direction > 3 || w < 2 || h < 2)
         return NAN;
-    double sx = 0, sy = 0, sxx = 0, syy = 0, sxy = 0, n = 0;
-    size_t x0 = dx[direction] < 0 ? 1 : 0, x1 = dx[direction] > 0 ? w - 1 : w;
-    for (size_t y = 0; y + (size_t)dy[direction] < h; y++) {
-        for (size_t x = x0; x < x1; x++) {
-            double a = v[y * w + x];
-            double b = v[(y + (size_t)dy[direction]) * w + (size_t)((long)x + dx[direction])];
-            sx += a;
-            sy += b;
-            sxx += a * a;
-            syy += b * b;
-            sxy += a * b;
-            n++;
-        }
-    }
-    double cov = sxy / n - (sx / n) * (sy / n);
-    double va = sxx / n - (sx / n) * (sx / n), vb = syy / n - (sy / n) * (sy / n);
-    return (va <= 0 || vb <= 0) ? 0.0 : cov / sqrt(va * vb);
+    const int dx = k_dx[direction], dy = k_dy[direction];
+    pearson p = {0};
+    size_t x0 = dx < 0 ? 1 : 0, x1 = dx > 0 ? w - 1 : w;
+    for (size_t y = 0; y + (size_t)dy < h; y++)
+        for (size_t x = x0; x < x1; x++)
+            pearson_add(&p, v[y * w + x], v[(y + (size_t)dy) * w + (size_t)((long)x + dx)]);
+    return pearson_r(&p);
 }
 
 /* xorshift64* for sampling positions: analysis only, never keys. */
@@ -133,28 +148,18 @@ static uint64_t rng_next(uint64_t *s)
 double dcmc_metric_correlation_sampled(const uint32_t *v, size_t w, size_t h, int direction,
                                        size_t pairs, uint64_t seed)
 {
-    static const int dx[4] = {1, 0, 1, -1}, dy[4] = {0, 1, 1, 1};
     if (direction < 0 || direction > 3 || w < 2 || h < 2 || pairs < 2)
         return NAN;
+    const int dx = k_dx[direction], dy = k_dy[direction];
+    /* Every pixel whose neighbour in that direction exists is equally likely. */
+    const size_t x0 = dx < 0 ? 1 : 0, xn = dx == 0 ? w : w - 1, yn = h - (size_t)dy;
     uint64_t s = seed | 1;
-    double sx = 0, sy = 0, sxx = 0, syy = 0, sxy = 0;
-    size_t xlo = dx[direction] < 0 ? 1 : 0, xn = w - 1, yn = h - (size_t)dy[direction];
+    pearson p = {0};
     for (size_t i = 0; i < pairs; i++) {
-        size_t x = xlo + (size_t)(rng_next(&s) % xn), y = (size_t)(rng_next(&s) % yn);
-        if (dx[direction] == 0)
-            x = (size_t)(rng_next(&s) % w);
-        double a = v[y * w + x];
-        double b = v[(y + (size_t)dy[direction]) * w + (size_t)((long)x + dx[direction])];
-        sx += a;
-        sy += b;
-        sxx += a * a;
-        syy += b * b;
-        sxy += a * b;
+        size_t x = x0 + (size_t)(rng_next(&s) % xn), y = (size_t)(rng_next(&s) % yn);
+        pearson_add(&p, v[y * w + x], v[(y + (size_t)dy) * w + (size_t)((long)x + dx)]);
     }
-    double n = (double)pairs;
-    double cov = sxy / n - (sx / n) * (sy / n);
-    double va = sxx / n - (sx / n) * (sx / n), vb = syy / n - (sy / n) * (sy / n);
-    return (va <= 0 || vb <= 0) ? 0.0 : cov / sqrt(va * vb);
+    return pearson_r(&p);
 }
 
 double dcmc_metric_local_entropy(const uint32_t *v, size_t w, size_t h, unsigned bits, size_t k,
