@@ -30,6 +30,11 @@ double dcmc_metric_correlation(const uint32_t *v, size_t w, size_t h, int direct
 double dcmc_metric_correlation_sampled(const uint32_t *v, size_t w, size_t h, int direction,
                                        size_t pairs, uint64_t seed);
 
+/* The pixel indices of those pairs (first[i] and its neighbour second[i]), for scatter plots
+ * of exactly the pairs the sampled correlation used. -1 on bad arguments. */
+int dcmc_metric_pair_positions(size_t w, size_t h, int direction, size_t pairs, uint64_t seed,
+                               size_t *first, size_t *second);
+
 /* Local Shannon entropy (Wu et al. 2013): mean entropy (2^bits bins, bits <= 16) of k
  * non-overlapping b x b blocks chosen at random from `seed`. NAN if the image holds fewer than k
  * such blocks. */

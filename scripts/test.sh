@@ -13,6 +13,9 @@ jobs=$(nproc)
 # The independent implementation (numpy) still produces the committed known-answer vectors.
 /usr/bin/python3 tests/kat/gen/katgen.py --check 2>/dev/null || {
   echo "tests/kat/gen/katgen.py no longer reproduces tests/kat/vectors" >&2; exit 1; }
+# ... and the metric reference values the C metrics are tested against (tests/metrics/refs.txt).
+/usr/bin/python3 tests/metrics/refgen.py --check || {
+  echo "tests/metrics/refgen.py no longer reproduces tests/metrics/refs.txt" >&2; exit 1; }
 
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build build -j "$jobs" >/dev/null

@@ -176,6 +176,93 @@ static void test_more_metrics_by_hand(void)
     CU_ASSERT_DOUBLE_EQUAL(dcmc_metric_correlation_sampled(img, 88, 88, 1, 3000, 9), 1.0, 1e-9);
 }
 
+/* Every metric against tests/metrics/refs.txt, computed by numpy (tests/metrics/refgen.py) from
+ * the same input images, rebuilt here from the generator's formula. */
+static void numpy_images(unsigned w, unsigned h, unsigned bits, uint64_t seed, uint64_t amp,
+                         uint32_t flip, uint32_t *a, uint32_t *b)
+{
+    const uint64_t mask = ((uint64_t)1 << bits) - 1;
+    uint64_t s = seed;
+    for (unsigned y = 0; y < h; y++)
+        for (unsigned x = 0; x < w; x++) {
+            s = s * 6364136223846793005ULL + 1442695040888963407ULL;
+            uint64_t r = s >> 33;
+            uint64_t v = ((uint64_t)(x * 3 + y * 2 + ((x * y) >> 4)) * (mask / 255) + r % amp) & mask;
+            a[y * w + x] = (uint32_t)v;
+            b[y * w + x] = (uint32_t)v ^ (((r >> 20) & 3) == 0 ? flip : 0);
+        }
+}
+
+static double c_metric(const char *name, const uint32_t *a, const uint32_t *b, unsigned w,
+                       unsigned h, unsigned bits)
+{
+    const size_t n = (size_t)w * h;
+    const unsigned hb = bits > 16 ? 16 : bits;
+    double np, ua, crit[3];
+    int d;
+    if (!strcmp(name, "entropy"))
+        return dcmc_metric_entropy(a, n, hb);
+    if (!strcmp(name, "chi2"))
+        return dcmc_metric_chi2(a, n, hb);
+    if (sscanf(name, "corr_sampled%d", &d) == 1)
+        return dcmc_metric_correlation_sampled(a, w, h, d, 500, 7 + (uint64_t)d);
+    if (sscanf(name, "corr%d", &d) == 1)
+        return dcmc_metric_correlation(a, w, h, d);
+    if (!strcmp(name, "lse"))
+        return dcmc_metric_local_entropy(a, w, h, hb, 4, 22, 5);
+    if (!strcmp(name, "psnr"))
+        return dcmc_metric_psnr(a, b, n, bits);
+    if (!strcmp(name, "ssim"))
+        return dcmc_metric_ssim(a, b, w, h, bits);
+    dcmc_metric_npcr_uaci(a, b, n, bits, &np, &ua);
+    if (!strcmp(name, "npcr"))
+        return np;
+    if (!strcmp(name, "uaci"))
+        return ua;
+    const char *tag = strrchr(name, '_');
+    double alpha = !tag ? 0 : !strcmp(tag, "_05") ? 0.05 : !strcmp(tag, "_01") ? 0.01 : 0.001;
+    if (dcmc_metric_npcr_uaci_critical(n, bits, alpha, &crit[0], &crit[1], &crit[2]) != 0)
+        return NAN;
+    return !strncmp(name, "npcr_crit", 9) ? crit[0] : !strncmp(name, "uaci_lo", 7) ? crit[1] : crit[2];
+}
+
+static void test_metrics_numpy(void)
+{
+    FILE *f = fopen(dcmc_test_path("tests/metrics/refs.txt"), "r");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    char line[256], name[64];
+    unsigned w = 0, h = 0, bits = 0;
+    uint32_t *a = NULL, *b = NULL;
+    int checked = 0;
+    while (fgets(line, sizeof line, f)) {
+        unsigned long long seed, amp;
+        unsigned flip;
+        double want;
+        if (line[0] == '#')
+            continue;
+        if (sscanf(line, "case %63s %u %u %u %llu %llu %u", name, &w, &h, &bits, &seed, &amp,
+                   &flip) == 7) {
+            free(a);
+            free(b);
+            a = malloc((size_t)w * h * sizeof *a);
+            b = malloc((size_t)w * h * sizeof *b);
+            numpy_images(w, h, bits, seed, amp, flip, a, b);
+            continue;
+        }
+        CU_ASSERT_FATAL(a != NULL && sscanf(line, "%63s %lf", name, &want) == 2);
+        double got = c_metric(name, a, b, w, h, bits);
+        if (!(fabs(got - want) <= 1e-9 * fmax(1, fabs(want))))
+            fprintf(stderr, "\n  %s (%ux%u, %u bits): numpy %.12g, C %.12g\n", name, w, h, bits,
+                    want, got);
+        CU_ASSERT(fabs(got - want) <= 1e-9 * fmax(1, fabs(want)));
+        checked++;
+    }
+    fclose(f);
+    free(a);
+    free(b);
+    CU_ASSERT(checked >= 4 * 24); /* four images, every metric */
+}
+
 /* The random-data references the suite reports beside each figure: the published means. */
 static void test_random_references(void)
 {
@@ -229,6 +316,7 @@ int dcmc_test_register_stats(void)
     static const dcmc_test_case cases[] = {
         {"metrics against hand-computed values", test_metrics_by_hand},
         {"PSNR, SSIM, local entropy, sampled correlation by hand", test_more_metrics_by_hand},
+        {"metrics against numpy (tests/metrics/refs.txt)", test_metrics_numpy},
         {"random-data references by Monte Carlo", test_random_references},
         {"XOR baselines fail NPCR; chaos keystream", test_baselines},
         {"NPCR/UACI/chi2/entropy/correlation on real images", test_real_images},

@@ -145,21 +145,39 @@ static uint64_t rng_next(uint64_t *s)
     return *s * 0x2545F4914F6CDD1DULL;
 }
 
-double dcmc_metric_correlation_sampled(const uint32_t *v, size_t w, size_t h, int direction,
-                                       size_t pairs, uint64_t seed)
+int dcmc_metric_pair_positions(size_t w, size_t h, int direction, size_t pairs, uint64_t seed,
+                               size_t *first, size_t *second)
 {
-    if (direction < 0 || direction > 3 || w < 2 || h < 2 || pairs < 2)
-        return NAN;
+    if (direction < 0 || direction > 3 || w < 2 || h < 2)
+        return -1;
     const int dx = k_dx[direction], dy = k_dy[direction];
     /* Every pixel whose neighbour in that direction exists is equally likely. */
     const size_t x0 = dx < 0 ? 1 : 0, xn = dx == 0 ? w : w - 1, yn = h - (size_t)dy;
     uint64_t s = seed | 1;
-    pearson p = {0};
     for (size_t i = 0; i < pairs; i++) {
         size_t x = x0 + (size_t)(rng_next(&s) % xn), y = (size_t)(rng_next(&s) % yn);
-        pearson_add(&p, v[y * w + x], v[(y + (size_t)dy) * w + (size_t)((long)x + dx)]);
+        first[i] = y * w + x;
+        second[i] = (y + (size_t)dy) * w + (size_t)((long)x + dx);
     }
-    return pearson_r(&p);
+    return 0;
+}
+
+double dcmc_metric_correlation_sampled(const uint32_t *v, size_t w, size_t h, int direction,
+                                       size_t pairs, uint64_t seed)
+{
+    if (pairs < 2)
+        return NAN;
+    size_t *p1 = malloc(pairs * sizeof *p1), *p2 = malloc(pairs * sizeof *p2);
+    double r = NAN;
+    if (p1 && p2 && dcmc_metric_pair_positions(w, h, direction, pairs, seed, p1, p2) == 0) {
+        pearson p = {0};
+        for (size_t i = 0; i < pairs; i++)
+            pearson_add(&p, v[p1[i]], v[p2[i]]);
+        r = pearson_r(&p);
+    }
+    free(p1);
+    free(p2);
+    return r;
 }
 
 double dcmc_metric_local_entropy(const uint32_t *v, size_t w, size_t h, unsigned bits, size_t k,
