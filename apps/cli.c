@@ -23,6 +23,7 @@
 
 static const char *k_usage_enc =
     "usage: dcmencrypt [options] dcmfile-in dcmfile-out\n"
+    "       dcmencrypt [options] --recurse dir-in dir-out\n"
     "Encrypt the pixel data of a DICOM object with the AT-ResNet-CM cipher.\n"
     "key (one of; never on the command line itself):\n"
     "      --key-file FILE        key: 64 hex characters or 32 bytes (openssl rand -hex 32)\n"
@@ -34,6 +35,11 @@ static const char *k_usage_enc =
     "      --preset NAME          at-resnet-cm (default) or resnet-cm\n"
     "      --no-standard-layer    chaos keystream without ChaCha20 (research only)\n"
     "      --threads N            threads (default: all cores; OMP_NUM_THREADS respected)\n"
+    "trees (--recurse):\n"
+    "  -r, --recurse              dir-in and dir-out are directories: convert the whole tree\n"
+    "  -j, --jobs N               files at once (default: one per core; the cores are shared)\n"
+    "      --report FILE          one JSON line per file: path, kind, status, reason, sizes, ms\n"
+    "      --shard K/N            only the K-th of N deterministic parts of the tree\n"
     "general:\n"
     "  -v, --verbose              say what was done\n"
     "  -q, --quiet                print nothing but errors\n"
@@ -41,10 +47,11 @@ static const char *k_usage_enc =
     "  -h, --help                 this text\n"
     "      --version              versions, libraries and SIMD path\n"
     "exit status: 0 done, 1 usage, 2 input unreadable/not DICOM/unsupported, 3 key or\n"
-    "integrity problem, 4 output not written\n";
+    "integrity problem, 4 output not written, 5 (--recurse) some files failed\n";
 
 static const char *k_usage_dec =
     "usage: dcmdecrypt [options] dcmfile-in dcmfile-out\n"
+    "       dcmdecrypt [options] --recurse dir-in dir-out\n"
     "Decrypt an object made by dcmencrypt and restore the original exactly.\n"
     "key (one of; never on the command line itself):\n"
     "      --key-file FILE        key: 64 hex characters or 32 bytes\n"
@@ -52,6 +59,11 @@ static const char *k_usage_dec =
     "      --passphrase-env VAR   passphrase in environment variable VAR\n"
     "                             (default: ask on the terminal, without echo)\n"
     "      --threads N            threads (default: all cores; OMP_NUM_THREADS respected)\n"
+    "trees (--recurse):\n"
+    "  -r, --recurse              dir-in and dir-out are directories: convert the whole tree\n"
+    "  -j, --jobs N               files at once (default: one per core; the cores are shared)\n"
+    "      --report FILE          one JSON line per file: path, kind, status, reason, sizes, ms\n"
+    "      --shard K/N            only the K-th of N deterministic parts of the tree\n"
     "general:\n"
     "  -v, --verbose              say what was done\n"
     "  -q, --quiet                print nothing but errors\n"
@@ -59,7 +71,8 @@ static const char *k_usage_dec =
     "  -h, --help                 this text\n"
     "      --version              versions, libraries and SIMD path\n"
     "exit status: 0 done, 1 usage, 2 input unreadable/not DICOM/not encrypted, 3 wrong key or\n"
-    "integrity failure (nothing written), 4 output not written\n";
+    "integrity failure (nothing written), 4 output not written, 5 (--recurse) some files\n"
+    "failed\n";
 
 void cli_error(const cli *c, const char *fmt, ...)
 {
@@ -146,6 +159,26 @@ int cli_parse(cli *c, int argc, char **argv)
             if (*end || t < 1 || t > 1024)
                 return usage_error(c, "--threads needs a number from 1 to 1024, not '%s'", val);
             c->opt.threads = (int)t;
+        } else if (!strcmp(a, "-r") || !strcmp(a, "--recurse")) {
+            c->recurse = 1;
+        } else if (!strcmp(a, "-j") || !strcmp(a, "--jobs")) {
+            NEEDS_VALUE();
+            char *end;
+            long j = strtol(val, &end, 10);
+            if (*end || j < 1 || j > 256)
+                return usage_error(c, "--jobs needs a number from 1 to 256, not '%s'", val);
+            c->jobs = (int)j;
+        } else if (!strcmp(a, "--report")) {
+            NEEDS_VALUE();
+            c->report = val;
+        } else if (!strcmp(a, "--shard")) {
+            NEEDS_VALUE();
+            unsigned k = 0, n = 0;
+            char tail;
+            if (sscanf(val, "%u/%u%c", &k, &n, &tail) != 2 || n < 1 || k < 1 || k > n)
+                return usage_error(c, "--shard needs K/N with 1 <= K <= N, not '%s'", val);
+            c->shard_k = k;
+            c->shard_n = n;
         } else if (!strcmp(a, "--key") || !strcmp(a, "--passphrase")) {
             return usage_error(c, "%s: keys and passphrases are never taken from the command "
                                   "line; use --key-file, --passphrase-file or --passphrase-env", a);
@@ -159,7 +192,10 @@ int cli_parse(cli *c, int argc, char **argv)
 #undef NEEDS_VALUE
     }
     if (npos != 2)
-        return usage_error(c, "%s", "needs dcmfile-in and dcmfile-out");
+        return usage_error(c, "%s", c->recurse ? "--recurse needs dir-in and dir-out"
+                                               : "needs dcmfile-in and dcmfile-out");
+    if (!c->recurse && (c->jobs || c->report || c->shard_n))
+        return usage_error(c, "%s", "--jobs, --report and --shard go with --recurse");
     if (nkeys > 1)
         return usage_error(c, "%s", "give only one of --key-file, --new-key, --passphrase-file, "
                                     "--passphrase-env");

@@ -18,6 +18,10 @@ typedef struct cli {
     const char *key_file, *new_key, *pass_file, *pass_env;
     dcmc_options opt;
     const char *in, *out;
+    /* --recurse dir-in dir-out (batch.c) */
+    int recurse, jobs;          /* jobs 0: one per core */
+    const char *report;         /* JSON lines, or NULL */
+    unsigned shard_k, shard_n;  /* --shard K/N, 1 <= K <= N; N 0: no sharding */
 } cli;
 
 /* Parse argv; returns -1 to go on, or an exit code (help, version, usage error). */

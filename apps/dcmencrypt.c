@@ -8,6 +8,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "batch.h"
 #include "cli.h"
 
 int main(int argc, char **argv)
@@ -19,6 +20,8 @@ int main(int argc, char **argv)
     int rc = cli_parse(&c, argc, argv);
     if (rc >= 0)
         return rc;
+    if (c.recurse)
+        return batch_run(&c);
     char tmp[PATH_MAX];
     if ((rc = cli_prepare_output(&c, tmp, sizeof tmp)) >= 0)
         return rc;

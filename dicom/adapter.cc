@@ -7,6 +7,7 @@
 #include "dcmtk/config/osconfig.h"
 
 #include "dcmtk/dcmdata/dctk.h"
+#include "dcmtk/dcmdata/dcddirif.h"
 #include "dcmtk/dcmdata/dcistrmb.h"
 #include "dcmtk/dcmdata/dcostrmb.h"
 #include "dcmtk/dcmdata/dcpxitem.h"
@@ -25,6 +26,7 @@
 #include <cerrno>
 #include <cstdarg>
 #include <cstdio>
+#include <algorithm>
 #include <cstring>
 #include <exception>
 #include <chrono>
@@ -975,6 +977,136 @@ void decrypt(const char *in, const char *out, const dcmc_key *key, int threads,
     }
 }
 
+void verify(const char *in, const dcmc_key *key, char sop_uid[65])
+{
+    init_once();
+    Loaded L;
+    load(in, L, false);
+    DcmDataset *ds = L.ds;
+    dcmc_header hdr;
+    std::vector<Uint8> payload;
+    read_block(ds, hdr, payload, in);
+    if (!ds->tagExists(DCM_PixelData) || DcmXfer(L.ts_uid.c_str()).isEncapsulated())
+        fail(DCMC_ERR_INTEGRITY, "%s: the encrypted pixel data is missing or recompressed", in);
+    dcmc_layout l = cipher_layout(ds);
+    if (memcmp(&l, &hdr.layout, sizeof l) != 0 || frames_of(ds) != hdr.frames)
+        fail(DCMC_ERR_INTEGRITY, "%s: image attributes no longer match the encrypted pixels", in);
+    Pixels px;
+    native_bytes(ds, hdr.layout, hdr.frames, px);
+    dcmc_status st = dcmc_image_verify(key, &hdr, px.data.data(), px.data.size(), payload.data(),
+                                       payload.size());
+    if (st == DCMC_ERR_WRONG_KEY)
+        fail(st, "%s: encrypted with another key or passphrase", in);
+    if (st != DCMC_OK)
+        fail(st, "%s: integrity check failed: the object was changed or damaged", in);
+    if (sop_uid)
+        snprintf(sop_uid, 65, "%s", get_string(ds, DCM_SOPInstanceUID).c_str());
+}
+
+void probe(const char *in, bool full, dcmc_dicom_probe_info *pi)
+{
+    init_once();
+    FILE *f = fopen(in, "rb");
+    if (!f)
+        fail(DCMC_ERR_IO, "cannot open %s: %s", in, strerror(errno));
+    fclose(f);
+    DcmFileFormat ff;
+    /* Without `full`, values above 4 KiB stay on disk: enough to classify, and fast. With it,
+     * every value is read, so a file cut short fails here. */
+    OFCondition c = ff.loadFile(in, EXS_Unknown, EGL_noChange, full ? DCM_MaxReadLength : 4096,
+                                ERM_autoDetect);
+    if (c.bad())
+        fail(DCMC_ERR_FORMAT, "%s: not a readable DICOM object (%s)", in, c.text());
+    DcmDataset *ds = ff.getDataset();
+    const std::string cls = get_string(ff.getMetaInfo(), DCM_MediaStorageSOPClassUID);
+    snprintf(pi->sop_instance_uid, sizeof pi->sop_instance_uid, "%s",
+             get_string(ds, DCM_SOPInstanceUID).c_str());
+    if (cls == UID_MediaStorageDirectoryStorage || ds->tagExists(DCM_DirectoryRecordSequence))
+        pi->kind = DCMC_DICOM_DIRECTORY;
+    else if (find_block(ds) >= 0)
+        pi->kind = DCMC_DICOM_ENCRYPTED;
+    else if (ds->tagExists(DCM_PixelData))
+        pi->kind = DCMC_DICOM_IMAGE;
+    else
+        pi->kind = DCMC_DICOM_NO_PIXELS;
+}
+
+/* Every Referenced File ID of a DICOMDIR, '/'-separated, relative to its directory. */
+void dicomdir_refs(const char *in, std::vector<std::string> &refs)
+{
+    init_once();
+    DcmFileFormat ff;
+    OFCondition c = ff.loadFile(in, EXS_Unknown, EGL_noChange, DCM_MaxReadLength, ERM_autoDetect);
+    if (c.bad())
+        fail(DCMC_ERR_FORMAT, "%s: not a readable DICOMDIR (%s)", in, c.text());
+    DcmStack stack;
+    DcmDataset *ds = ff.getDataset();
+    while (ds->search(DCM_ReferencedFileID, stack, ESM_afterStackTop, OFTrue).good()) {
+        DcmElement *el = static_cast<DcmElement *>(stack.top());
+        OFString v;
+        if (el->getOFStringArray(v).bad() || v.empty())
+            continue;
+        std::string r(v.c_str());
+        for (char &ch : r)
+            if (ch == '\\')
+                ch = '/';
+        if (r.find("..") != std::string::npos || r[0] == '/')
+            fail(DCMC_ERR_FORMAT, "%s: Referenced File ID '%s' leaves the file-set", in, v.c_str());
+        if (std::find(refs.begin(), refs.end(), r) == refs.end())
+            refs.push_back(r);
+    }
+}
+
+void dicomdir_write(const char *in, const char *out, const char *root, const char *const *files,
+                    size_t n)
+{
+    init_once();
+    std::string fsid, descriptor;
+    {
+        DcmFileFormat ff;
+        if (ff.loadFile(in, EXS_Unknown, EGL_noChange, 4096, ERM_autoDetect).good()) {
+            fsid = get_string(ff.getDataset(), DCM_FileSetID);
+            descriptor = get_string(ff.getDataset(), DCM_FileSetDescriptorFileID);
+        }
+    }
+    /* DCMTK takes only ISO 9660 characters in a File-set ID ("TINY ALPHA" is refused). */
+    for (char &ch : fsid)
+        if (!((ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') || ch == '_'))
+            ch = '_';
+    if (fsid.size() > 16)
+        fsid.resize(16);
+    for (char &ch : descriptor)
+        if (ch == '\\')
+            ch = '/';
+    DicomDirInterface dd;
+    dd.disableBackupMode();
+    /* The objects are the tree's own: their syntax (JPEG, JPEG 2000...) and encoding stay as they
+     * are, and records get placeholders where an attribute they need is missing. */
+    dd.disableTransferSyntaxCheck();
+    dd.disableEncodingCheck();
+    dd.disableResolutionCheck();
+    dd.disableConsistencyCheck();
+    dd.enableInventMode();
+    OFCondition c = dd.createNewDicomDir(DicomDirInterface::AP_GeneralPurpose, OFFilename(out),
+                                         OFString(fsid.c_str()));
+    if (c.bad())
+        fail(DCMC_ERR_WRITE, "cannot create DICOMDIR %s: %s", out, c.text());
+    if (!descriptor.empty()) {
+        struct stat st;
+        const std::string path = std::string(root) + "/" + descriptor;
+        if (stat(path.c_str(), &st) == 0) /* kept only where the file came along */
+            dd.setFilesetDescriptor(descriptor.c_str());
+    }
+    for (size_t i = 0; i < n; i++) {
+        c = dd.addDicomFile(OFFilename(files[i]), OFFilename(root));
+        if (c.bad())
+            fail(DCMC_ERR_FORMAT, "cannot add %s to the DICOMDIR: %s", files[i], c.text());
+    }
+    c = dd.writeDicomDir();
+    if (c.bad())
+        fail(DCMC_ERR_WRITE, "cannot write DICOMDIR %s: %s", out, c.text());
+}
+
 template <class F> dcmc_status guard(char *msg, size_t msg_len, F f)
 {
     if (msg && msg_len)
@@ -1062,4 +1194,63 @@ extern "C" const char *dcmc_dicom_versions(void)
         snprintf(buf, sizeof buf, "DCMTK %s, OpenJPEG %s", OFFIS_DCMTK_VERSION_STRING,
                  opj_version());
     return buf;
+}
+
+extern "C" dcmc_status dcmc_dicom_verify(const char *in, const dcmc_key *key, char sop_uid[65],
+                                         char *msg, size_t msg_len)
+{
+    if (!in || !key)
+        return DCMC_ERR_ARG;
+    return guard(msg, msg_len, [&] { verify(in, key, sop_uid); });
+}
+
+extern "C" dcmc_status dcmc_dicom_probe(const char *in, int full, dcmc_dicom_probe_info *info,
+                                        char *msg, size_t msg_len)
+{
+    if (!in || !info)
+        return DCMC_ERR_ARG;
+    memset(info, 0, sizeof *info);
+    return guard(msg, msg_len, [&] { probe(in, full != 0, info); });
+}
+
+extern "C" dcmc_status dcmc_dicomdir_refs(const char *in, char ***refs, size_t *n, char *msg,
+                                          size_t msg_len)
+{
+    if (!in || !refs || !n)
+        return DCMC_ERR_ARG;
+    *refs = nullptr;
+    *n = 0;
+    return guard(msg, msg_len, [&] {
+        std::vector<std::string> v;
+        dicomdir_refs(in, v);
+        char **a = static_cast<char **>(calloc(v.size() + 1, sizeof *a));
+        if (!a)
+            throw std::bad_alloc();
+        for (size_t i = 0; i < v.size(); i++) {
+            if (!(a[i] = strdup(v[i].c_str()))) {
+                dcmc_dicomdir_refs_free(a, i);
+                throw std::bad_alloc();
+            }
+        }
+        *refs = a;
+        *n = v.size();
+    });
+}
+
+extern "C" void dcmc_dicomdir_refs_free(char **refs, size_t n)
+{
+    if (!refs)
+        return;
+    for (size_t i = 0; i < n; i++)
+        free(refs[i]);
+    free(refs);
+}
+
+extern "C" dcmc_status dcmc_dicomdir_write(const char *in, const char *out, const char *root,
+                                           const char *const *files, size_t n, char *msg,
+                                           size_t msg_len)
+{
+    if (!in || !out || !root || (n && !files))
+        return DCMC_ERR_ARG;
+    return guard(msg, msg_len, [&] { dicomdir_write(in, out, root, files, n); });
 }

@@ -223,6 +223,13 @@ dcmc_status dcmc_image_decrypt(const dcmc_key *key, const dcmc_header *hdr, int 
                                uint8_t *pixels, size_t pixels_len, const uint8_t *payload,
                                size_t payload_len, uint8_t **attrs, size_t *attrs_len);
 
+/* Only the checks of dcmc_image_decrypt (key check value, then MAC over the encrypted pixels and
+ * payload), without decrypting: DCMC_OK when the encrypted image is intact and the key is right.
+ * Costs one HMAC pass over the data, for verifying finished outputs. */
+dcmc_status dcmc_image_verify(const dcmc_key *key, const dcmc_header *hdr,
+                              const uint8_t *pixels, size_t pixels_len, const uint8_t *payload,
+                              size_t payload_len);
+
 /* New UID for an original one: "2.25." and the decimal value of the first 128 bits of
  * HMAC-SHA256(uid_key, uid), so one key maps a study the same way in every file and run.
  * out must hold 65 bytes. */

@@ -51,6 +51,42 @@ dcmc_status dcmc_dicom_decrypt(const char *in, const char *out, const dcmc_key *
 dcmc_status dcmc_dicom_read_pixels(const char *in, dcmc_dicom_info *info, uint8_t **pixels,
                                    size_t *len, char *msg, size_t msg_len);
 
+/* What a file is, for batch conversion. */
+enum {
+    DCMC_DICOM_IMAGE = 1,     /* has pixel data, not encrypted by dcmcrypt */
+    DCMC_DICOM_ENCRYPTED = 2, /* carries the dcmcrypt private block */
+    DCMC_DICOM_NO_PIXELS = 3, /* a DICOM object without pixel data (SR, presentation state...) */
+    DCMC_DICOM_DIRECTORY = 4  /* a DICOMDIR (Media Storage Directory) */
+};
+typedef struct dcmc_dicom_probe_info {
+    int kind;                   /* DCMC_DICOM_* */
+    char sop_instance_uid[65];  /* empty if none */
+} dcmc_dicom_probe_info;
+
+/* Classify a file DCMTK can parse. full = 0 reads only what classifying needs (large values
+ * stay on disk); full = 1 reads every value, so a truncated object fails. DCMC_ERR_FORMAT when
+ * DCMTK cannot parse it. */
+dcmc_status dcmc_dicom_probe(const char *in, int full, dcmc_dicom_probe_info *info, char *msg,
+                             size_t msg_len);
+
+/* Check an encrypted object without decrypting or writing anything: header, layout, key check
+ * value and MAC (DCMC_ERR_WRONG_KEY, DCMC_ERR_INTEGRITY). sop_uid (may be NULL, 65 bytes) gets
+ * the object's SOP Instance UID. */
+dcmc_status dcmc_dicom_verify(const char *in, const dcmc_key *key, char sop_uid[65], char *msg,
+                              size_t msg_len);
+
+/* The Referenced File IDs of a DICOMDIR, each once, in record order, with '/' separators and
+ * relative to the DICOMDIR's directory; IDs that leave the file-set are an error. Free with
+ * dcmc_dicomdir_refs_free. */
+dcmc_status dcmc_dicomdir_refs(const char *in, char ***refs, size_t *n, char *msg, size_t msg_len);
+void dcmc_dicomdir_refs_free(char **refs, size_t n);
+
+/* Write a new DICOMDIR (General Purpose profile, DCMTK's DicomDirInterface) to `out`, with the
+ * File-set ID of the DICOMDIR `in` and records for `files` (relative to `root`, the directory
+ * the DICOMDIR will live in), read from those files as they are now. */
+dcmc_status dcmc_dicomdir_write(const char *in, const char *out, const char *root,
+                                const char *const *files, size_t n, char *msg, size_t msg_len);
+
 /* Versions of DCMTK and OpenJPEG in use, one line. */
 const char *dcmc_dicom_versions(void);
 

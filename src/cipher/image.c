@@ -189,6 +189,40 @@ dcmc_status dcmc_key_check(const dcmc_key *key, const dcmc_header *hdr)
     return st;
 }
 
+/* What decryption checks before it touches anything: sizes, preset, key check value, MAC.
+ * On DCMC_OK prk holds the file's pseudo-random key (the caller wipes it). */
+static dcmc_status authenticate(const dcmc_key *key, const dcmc_header *hdr,
+                                const uint8_t *pixels, size_t pixels_len, const uint8_t *payload,
+                                size_t payload_len, size_t *frame_bytes, uint8_t prk[32])
+{
+    dcmc_status st = image_bytes(&hdr->layout, hdr->frames, pixels_len, frame_bytes);
+    if (st != DCMC_OK)
+        return st;
+    if ((st = dcmc_preset_check(&hdr->preset)) != DCMC_OK)
+        return st;
+    if (payload_len != hdr->payload_bytes || payload_len < 5)
+        return payload_len < hdr->payload_bytes ? DCMC_ERR_TRUNCATED : DCMC_ERR_FORMAT;
+    uint8_t mac[DCMC_MAC_BYTES];
+    if ((st = check_key(key, hdr, prk)) != DCMC_OK)
+        return st;
+    if ((st = mac_compute(prk, hdr, payload, payload_len, pixels, pixels_len, mac)) != DCMC_OK)
+        return st;
+    return dcmc_ct_equal(mac, hdr->mac, DCMC_MAC_BYTES) ? DCMC_OK : DCMC_ERR_INTEGRITY;
+}
+
+dcmc_status dcmc_image_verify(const dcmc_key *key, const dcmc_header *hdr,
+                              const uint8_t *pixels, size_t pixels_len, const uint8_t *payload,
+                              size_t payload_len)
+{
+    if (key == NULL || hdr == NULL || pixels == NULL || payload == NULL)
+        return DCMC_ERR_ARG;
+    uint8_t prk[32];
+    size_t fb;
+    dcmc_status st = authenticate(key, hdr, pixels, pixels_len, payload, payload_len, &fb, prk);
+    dcmc_wipe(prk, sizeof prk);
+    return st;
+}
+
 dcmc_status dcmc_image_decrypt(const dcmc_key *key, const dcmc_header *hdr, int threads,
                                uint8_t *pixels, size_t pixels_len, const uint8_t *payload,
                                size_t payload_len, uint8_t **attrs, size_t *attrs_len)
@@ -201,26 +235,13 @@ dcmc_status dcmc_image_decrypt(const dcmc_key *key, const dcmc_header *hdr, int 
         attrs_len == NULL)
         return DCMC_ERR_ARG;
     size_t fb;
-    dcmc_status st = image_bytes(&hdr->layout, hdr->frames, pixels_len, &fb);
-    if (st != DCMC_OK)
-        return st;
-    if ((st = dcmc_preset_check(&hdr->preset)) != DCMC_OK)
-        return st;
-    if (payload_len != hdr->payload_bytes || payload_len < 5)
-        return payload_len < hdr->payload_bytes ? DCMC_ERR_TRUNCATED : DCMC_ERR_FORMAT;
-
-    uint8_t prk[32], mac[DCMC_MAC_BYTES];
+    uint8_t prk[32];
     uint8_t *pl = NULL, *out_attrs = NULL;
     size_t alen = 0;
     dcmc_frame_cipher *fc = NULL;
-    if ((st = check_key(key, hdr, prk)) != DCMC_OK)
+    dcmc_status st = authenticate(key, hdr, pixels, pixels_len, payload, payload_len, &fb, prk);
+    if (st != DCMC_OK)
         goto done;
-    if ((st = mac_compute(prk, hdr, payload, payload_len, pixels, pixels_len, mac)) != DCMC_OK)
-        goto done;
-    if (!dcmc_ct_equal(mac, hdr->mac, DCMC_MAC_BYTES)) {
-        st = DCMC_ERR_INTEGRITY;
-        goto done;
-    }
     /* Authenticated from here on; the checks below only catch a faulty encoder. */
     if ((pl = malloc(payload_len)) == NULL) {
         st = DCMC_ERR_NOMEM;
