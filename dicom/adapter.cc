@@ -916,19 +916,26 @@ void peek(const char *in, dcmc_header *hdr)
     read_block(L.ds, *hdr, payload, in);
 }
 
-void decrypt(const char *in, const char *out, const dcmc_key *key, int threads,
-             dcmc_dicom_info *info)
+/* An encrypted object, its header, payload and encrypted pixels, checked for what can be
+ * checked without the key. */
+struct Encrypted {
+    Loaded L;
+    dcmc_header hdr;
+    std::vector<Uint8> payload;
+    Pixels px;
+};
+
+void load_encrypted(const char *in, Encrypted &E)
 {
+    Loaded &L = E.L;
+    dcmc_header &hdr = E.hdr;
+    Pixels &px = E.px;
     init_once();
     if (!host_little_endian())
         fail(DCMC_ERR_UNSUPPORTED, "big-endian hosts are not supported");
-    const uint64_t t0 = now_ns();
-    Loaded L;
     load(in, L, false);
     DcmDataset *ds = L.ds;
-    dcmc_header hdr;
-    std::vector<Uint8> payload;
-    read_block(ds, hdr, payload, in);
+    read_block(ds, hdr, E.payload, in);
     if (!ds->tagExists(DCM_PixelData))
         fail(DCMC_ERR_INTEGRITY, "%s: the encrypted pixel data is missing", in);
     if (DcmXfer(L.ts_uid.c_str()).isEncapsulated())
@@ -937,8 +944,20 @@ void decrypt(const char *in, const char *out, const dcmc_key *key, int threads,
     dcmc_layout l = cipher_layout(ds);
     if (memcmp(&l, &hdr.layout, sizeof l) != 0 || frames_of(ds) != hdr.frames)
         fail(DCMC_ERR_INTEGRITY, "%s: image attributes no longer match the encrypted pixels", in);
-    Pixels px;
     native_bytes(ds, hdr.layout, hdr.frames, px);
+}
+
+void decrypt(const char *in, const char *out, const dcmc_key *key, int threads,
+             dcmc_dicom_info *info)
+{
+    const uint64_t t0 = now_ns();
+    Encrypted E;
+    load_encrypted(in, E);
+    Loaded &L = E.L;
+    const dcmc_header &hdr = E.hdr;
+    const std::vector<Uint8> &payload = E.payload;
+    Pixels &px = E.px;
+    DcmDataset *ds = L.ds;
     fill_info(info, L, px);
     uint8_t *attrs = nullptr;
     size_t alen = 0;
@@ -979,28 +998,16 @@ void decrypt(const char *in, const char *out, const dcmc_key *key, int threads,
 
 void verify(const char *in, const dcmc_key *key, char sop_uid[65])
 {
-    init_once();
-    Loaded L;
-    load(in, L, false);
-    DcmDataset *ds = L.ds;
-    dcmc_header hdr;
-    std::vector<Uint8> payload;
-    read_block(ds, hdr, payload, in);
-    if (!ds->tagExists(DCM_PixelData) || DcmXfer(L.ts_uid.c_str()).isEncapsulated())
-        fail(DCMC_ERR_INTEGRITY, "%s: the encrypted pixel data is missing or recompressed", in);
-    dcmc_layout l = cipher_layout(ds);
-    if (memcmp(&l, &hdr.layout, sizeof l) != 0 || frames_of(ds) != hdr.frames)
-        fail(DCMC_ERR_INTEGRITY, "%s: image attributes no longer match the encrypted pixels", in);
-    Pixels px;
-    native_bytes(ds, hdr.layout, hdr.frames, px);
-    dcmc_status st = dcmc_image_verify(key, &hdr, px.data.data(), px.data.size(), payload.data(),
-                                       payload.size());
+    Encrypted E;
+    load_encrypted(in, E);
+    dcmc_status st = dcmc_image_verify(key, &E.hdr, E.px.data.data(), E.px.data.size(),
+                                       E.payload.data(), E.payload.size());
     if (st == DCMC_ERR_WRONG_KEY)
         fail(st, "%s: encrypted with another key or passphrase", in);
     if (st != DCMC_OK)
         fail(st, "%s: integrity check failed: the object was changed or damaged", in);
     if (sop_uid)
-        snprintf(sop_uid, 65, "%s", get_string(ds, DCM_SOPInstanceUID).c_str());
+        snprintf(sop_uid, 65, "%s", get_string(E.L.ds, DCM_SOPInstanceUID).c_str());
 }
 
 void probe(const char *in, bool full, dcmc_dicom_probe_info *pi)

@@ -11,16 +11,8 @@ set -u
 bin=$1
 samples=$2
 here=$(cd "$(dirname "$0")" && pwd)
-t=$(mktemp -d /tmp/dcmc-batch-XXXXXX)
-trap 'rm -rf "$t"' EXIT
-fails=0
-ok() { echo "ok   $1"; }
-bad() { echo "FAIL $1"; fails=$((fails + 1)); }
-expect() { # expect CODE NAME CMD...
-  want=$1; name=$2; shift 2
-  "$@" >"$t/out" 2>"$t/err"; got=$?
-  if [ "$got" -eq "$want" ]; then ok "$name (exit $got)"; else bad "$name: exit $got, wanted $want: $(tail -c 400 "$t/err")"; fi
-}
+prefix=dcmc-batch
+. "$(dirname "$0")/testlib.sh"
 no_temps() { # no_temps DIR NAME
   n=$(find "$1" -name '*.dcmcrypt-*' | wc -l)
   if [ "$n" -eq 0 ]; then ok "$2: no temporary files"; else bad "$2: $n temporary files: $(find "$1" -name '*.dcmcrypt-*' | head -3)"; fi

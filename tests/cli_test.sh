@@ -6,16 +6,8 @@
 set -u
 bin=$1
 samples=$2
-t=$(mktemp -d /tmp/dcmc-cli-XXXXXX)
-trap 'rm -rf "$t"' EXIT
-fails=0
-ok() { echo "ok   $1"; }
-bad() { echo "FAIL $1"; fails=$((fails + 1)); }
-expect() { # expect CODE NAME CMD...
-  want=$1; name=$2; shift 2
-  "$@" >"$t/out" 2>"$t/err"; got=$?
-  if [ "$got" -eq "$want" ]; then ok "$name (exit $got)"; else bad "$name: exit $got, wanted $want: $(head -c 300 "$t/err")"; fi
-}
+prefix=dcmc-cli
+. "$(dirname "$0")/testlib.sh"
 no_leftovers() {
   if ls "$t" | grep -q 'dcmcrypt-'; then bad "temporary files left: $(ls "$t" | grep dcmcrypt-)"; else ok "no temporary files left"; fi
 }
