@@ -190,7 +190,7 @@ static int walk(batch *b, const char *rel)
         n++;
     }
     closedir(d);
-    if (rc == 0)
+    if (rc == 0 && n > 1) /* an empty directory has no array at all */
         qsort(names, n, sizeof *names, cmp_names);
     for (size_t i = 0; i < n && rc == 0; i++) {
         char r[PATH_MAX], p[PATH_MAX];
