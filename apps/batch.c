@@ -30,6 +30,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -67,6 +68,7 @@ typedef struct batch {
     pthread_mutex_t mu; /* everything below */
     size_t next;
     int active;   /* workers still running */
+    int disk_full; /* the output file system filled up: hand out no more files */
     size_t done, counts[6];
     uint64_t done_bytes, in_bytes, out_bytes;
     FILE *report;
@@ -305,13 +307,15 @@ static int copy_file(const char *in, const char *out, char *msg, size_t msg_len)
                 w += k;
         }
     }
+    const int err = errno;
     if (rc != 0)
-        snprintf(msg, msg_len, "copy failed: %s", strerror(errno));
+        snprintf(msg, msg_len, "copy failed: %s", strerror(err));
     free(buf);
     if (fi >= 0)
         close(fi);
     if (fo >= 0)
         close(fo);
+    errno = err; /* the caller looks for ENOSPC */
     return rc;
 }
 
@@ -552,6 +556,30 @@ static int commit(batch *b, const char *tmp, const char *out, char *msg, size_t 
     return ok ? 0 : -1;
 }
 
+/* After a failed write: if the output file system is full (ENOSPC, EDQUOT, or less room left
+ * than the file needed), converting the rest would only fail file after file. Stop handing out
+ * files and say so; the rerun after freeing space resumes. */
+static void note_disk_full(batch *b, const char *out, int err, uint64_t need, outcome *o)
+{
+    struct statvfs v;
+    char dir[PATH_MAX];
+    snprintf(dir, sizeof dir, "%s", out);
+    char *slash = strrchr(dir, '/');
+    if (slash)
+        *slash = '\0';
+    const int full = err == ENOSPC || err == EDQUOT ||
+                     (statvfs(dir, &v) == 0 &&
+                      (uint64_t)v.f_bavail * v.f_frsize < need + (need >> 2) + 65536);
+    if (!full)
+        return;
+    pthread_mutex_lock(&b->mu);
+    b->disk_full = 1;
+    pthread_mutex_unlock(&b->mu);
+    const size_t l = strlen(o->reason);
+    snprintf(o->reason + l, sizeof o->reason - l, "%sthe output file system is full",
+             l ? "; " : "");
+}
+
 static void process(batch *b, int slot, size_t idx)
 {
     const item *it = &b->items[idx];
@@ -640,8 +668,10 @@ static void process(batch *b, int slot, size_t idx)
                 if (rc == 0)
                     rc = commit(b, tmp, out, o.reason, sizeof o.reason);
                 if (rc != 0) {
+                    const int err = errno;
                     unlink(tmp);
                     o.status = "failed";
+                    note_disk_full(b, out, err, it->size, &o);
                 } else {
                     o.status = action == A_COPY ? "copied" : b->c->encrypt ? "encrypted" : "decrypted";
                     snprintf(o.reason, sizeof o.reason, "%s", why);
@@ -666,7 +696,7 @@ static void *worker(void *p)
     batch *b = w->b;
     for (;;) {
         pthread_mutex_lock(&b->mu);
-        size_t i = b->next < b->n && !g_stop ? b->next++ : (size_t)-1;
+        size_t i = b->next < b->n && !g_stop && !b->disk_full ? b->next++ : (size_t)-1;
         if (i == (size_t)-1)
             b->active--;
         pthread_mutex_unlock(&b->mu);
@@ -961,7 +991,7 @@ int batch_run(const cli *c)
         }
         for (int j = 0; j < started; j++)
             pthread_join(th[j], NULL);
-        if (!g_stop && c->shard_n <= 1)
+        if (!g_stop && !b->disk_full && c->shard_n <= 1)
             for (size_t i = 0; i < b->ndirs; i++)
                 rebuild_dicomdir(b, b->dirs[i]);
         if (c->verbosity >= 0 && b->tty)
@@ -977,9 +1007,13 @@ int batch_run(const cli *c)
                     b->counts[C_FAILED], b->in_bytes / 1e6, el, el > 0 ? b->done / el : 0,
                     el > 0 ? b->in_bytes / el / 1e6 : 0, c->report ? "; report: " : "",
                     c->report ? c->report : "",
-                    g_stop ? "; interrupted: run the same command again to finish" : "");
+                    g_stop        ? "; interrupted: run the same command again to finish"
+                    : b->disk_full ? "; stopped: the output file system is full; free space "
+                                     "and run the same command again"
+                                   : "");
         }
         rc = g_stop                    ? 128 + g_stop
+             : b->disk_full            ? EXIT_OUTPUT
              : b->counts[C_FAILED] > 0 ? EXIT_SOME_FAILED
                                        : EXIT_OK;
     }

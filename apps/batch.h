@@ -9,8 +9,9 @@
 
 #include "cli.h"
 
-/* Exit status of a batch: 0 every file done, 5 some failed (the report says which), 128 + signal
- * when interrupted, or one of the EXIT_* codes for a problem before any file was touched. */
+/* Exit status of a batch: 0 every file done, 5 some failed (the report says which), 4 stopped
+ * because the output file system is full, 128 + signal when interrupted, or one of the EXIT_*
+ * codes for a problem before any file was touched. */
 enum { EXIT_SOME_FAILED = 5 };
 
 int batch_run(const cli *c);

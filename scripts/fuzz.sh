@@ -1,7 +1,7 @@
 #!/bin/sh
 # Build the libFuzzer targets with clang, ASan and UBSan, and run each for a bounded time
-# (default 60 s, or $1), seeded with sample-data/dicom and objects encrypted from it with the
-# fixed fuzzing key. Exits non-zero if a fuzzer finds a crash, a leak or undefined behaviour.
+# (default 60 s, or $1), seeded with sample-data/dicom, the study tree's DICOMDIRs and objects
+# encrypted with the fixed fuzzing key. Exits non-zero if a fuzzer finds a crash, a leak or undefined behaviour.
 set -eu
 cd "$(dirname "$0")/.."
 seconds=${1:-60}
@@ -12,6 +12,7 @@ cmake --build build-fuzz -j "$(nproc)" >/dev/null
 seeds=build-fuzz/seeds
 rm -rf "$seeds" && mkdir -p "$seeds/dicom" "$seeds/header"
 cp sample-data/dicom/*.dcm tests/fuzz/regressions/* "$seeds/dicom/"  # past findings stay in the corpus
+for d in sample-data/study-tree/pydicom-dicomdirtests/DICOMDIR*; do cp "$d" "$seeds/dicom/"; done
 printf '4242424242424242424242424242424242424242424242424242424242424242\n' > build-fuzz/fuzz.key
 for f in sample-data/dicom/pydicom_CT_small_128x128.dcm sample-data/dicom/pydicom_rtdose_32bit_15frames.dcm \
          sample-data/dicom/highdicom_seg_image_ct_binary_overlap_1bit_8frames.dcm; do

@@ -5,7 +5,8 @@
 # batch_compare.py); the report names every file and its reason; a rerun skips what is done and
 # redoes what no longer verifies; shards run under GNU parallel cover the tree exactly once;
 # SIGKILL and SIGINT in the middle of a run leave no temporary or partial file, and the same
-# command then completes the job; passphrases work with one scrypt per run.
+# command then completes the job, as it does after the output disk filled up; passphrases work
+# with one scrypt per run.
 # Usage: batch_test.sh BINDIR SAMPLEDIR
 set -u
 bin=$1
@@ -13,6 +14,7 @@ samples=$2
 here=$(cd "$(dirname "$0")" && pwd)
 prefix=dcmc-batch
 . "$(dirname "$0")/testlib.sh"
+trap 'umount "$t/full" 2>/dev/null; rm -rf "$t"' EXIT
 no_temps() { # no_temps DIR NAME
   n=$(find "$1" -name '*.dcmcrypt-*' | wc -l)
   if [ "$n" -eq 0 ]; then ok "$2: no temporary files"; else bad "$2: $n temporary files: $(find "$1" -name '*.dcmcrypt-*' | head -3)"; fi
@@ -116,6 +118,22 @@ one=$(find "$t/penc" -type f | head -1)
 expect 0 "one file of the batch decrypts alone" "$dec" --passphrase-env DCMC_TEST_PASS "$one" "$t/one.dcm"
 expect 5 "a wrong passphrase fails every file" env DCMC_TEST_PASS=wrong "$dec" --passphrase-env DCMC_TEST_PASS --recurse "$t/penc" "$t/pbad"
 [ "$(find "$t/pbad" -type f | wc -l)" -eq 0 ] && ok "nothing written with a wrong passphrase" || bad "files written with a wrong passphrase"
+
+# A full output disk (a 3 MB tmpfs, where we may mount one): the batch stops with exit 4 instead
+# of failing file after file, leaves no partial file, and completes once there is room.
+mkdir -p "$t/full"
+if mount -t tmpfs -o size=3m tmpfs "$t/full" 2>/dev/null; then
+  expect 4 "output disk full: stop" "$enc" --key-file "$t/key" --recurse -j 2 --report "$t/full.jsonl" "$t/in" "$t/full/out"
+  grep -q "output file system is full" "$t/err" && ok "says the disk is full" || bad "disk full message: $(tail -1 "$t/err")"
+  [ "$(wc -l <"$t/full.jsonl")" -lt "$nfiles" ] && ok "stopped early ($(wc -l <"$t/full.jsonl") of $nfiles files tried)" || bad "did not stop early"
+  no_temps "$t/full" "disk full"
+  mount -o remount,size=50m "$t/full"
+  expect 5 "after freeing space the same command completes" "$enc" --key-file "$t/key" --recurse -j 2 --report "$t/full2.jsonl" "$t/in" "$t/full/out"
+  [ "$(count "$t/full2.jsonl" failed)" -eq 2 ] && [ "$(find "$t/full/out" -type f | wc -l)" -eq "$((nfiles - 2))" ] && ok "all outputs there after the disk-full stop" || bad "after disk full: $(count "$t/full2.jsonl" failed) failed, $(find "$t/full/out" -type f | wc -l) outputs"
+  umount "$t/full"
+else
+  ok "(disk-full case skipped: cannot mount a tmpfs here)"
+fi
 
 # Interruptions: a larger tree (the MR session six times), -j 1 so that a run lasts seconds.
 mkdir -p "$t/big"

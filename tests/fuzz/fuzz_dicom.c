@@ -2,8 +2,10 @@
  * fuzz_dicom.c - libFuzzer target for everything that parses an untrusted object: the adapter's
  * load path (DCMTK parsing, every decoder including OpenJPEG, layout checks, frame unpacking)
  * through dcmc_dicom_read_pixels, and the decryption path (private block, header reader,
- * payload, key check, MAC) through dcmc_dicom_decrypt with a fixed key. Seeded with
- * sample-data/dicom and with encrypted objects made from it (scripts/fuzz.sh).
+ * payload, key check, MAC) through dcmc_dicom_decrypt with a fixed key, and what batch
+ * conversion reads from every file of a tree: dcmc_dicom_probe (quick and full),
+ * dcmc_dicom_verify and the Referenced File IDs of DICOMDIRs. Seeded with sample-data/dicom,
+ * the DICOMDIRs of sample-data/study-tree and encrypted objects (scripts/fuzz.sh).
  */
 #define _POSIX_C_SOURCE 200809L
 #include <stdint.h>
@@ -39,5 +41,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         dcmc_free(px, len);
     dcmc_dicom_decrypt(in, out, &key, 1, &info, msg, sizeof msg);
     unlink(out);
+    dcmc_dicom_probe_info pi;
+    for (int full = 0; full < 2; full++)
+        dcmc_dicom_probe(in, full, &pi, msg, sizeof msg);
+    char uid[65];
+    dcmc_dicom_verify(in, &key, uid, msg, sizeof msg);
+    char **refs = NULL;
+    size_t n = 0;
+    if (dcmc_dicomdir_refs(in, &refs, &n, msg, sizeof msg) == DCMC_OK)
+        dcmc_dicomdir_refs_free(refs, n);
     return 0;
 }
