@@ -2,7 +2,8 @@
 # A tree of a few thousand synthetic-but-valid objects made from corpus objects (pydicom gives
 # each copy its own SOP Instance UID and instance number, in 40 series of 6 studies), encrypted
 # with --recurse at -j 1 and -j 2, then decrypted: prints files/s, MB/s and CPU use (user + sys
-# over wall time: 2.0 means both cores busy) and checks that every object came through.
+# over wall time: 2.0 means both cores busy) and checks that every object came through and that
+# progress lines were printed (stderr is not a terminal here).
 # Usage: batch_scale.sh BINDIR SAMPLEDIR [N]     (default N = 3000; labelled long)
 set -u
 bin=$1
@@ -38,9 +39,13 @@ mb=$(du -sm "$t/in" | cut -f1)
 echo "tree: $files objects, $mb MB"
 fails=0
 for j in 1 2; do
-  /usr/bin/time -f "%e %U %S" -o "$t/time" "$bin/dcmencrypt" --key-file "$t/key" --recurse -q -j $j \
-    --report "$t/r$j.jsonl" "$t/in" "$t/enc$j"
+  /usr/bin/time -f "%e %U %S" -o "$t/time" "$bin/dcmencrypt" --key-file "$t/key" --recurse -j $j \
+    --report "$t/r$j.jsonl" "$t/in" "$t/enc$j" 2>"$t/err$j"
   rc=$?
+  # Not a terminal: plain progress lines every 10 s (a run of N >= 3000 lasts longer than that).
+  if [ "$n" -ge 3000 ] && ! grep -q '^dcmencrypt: progress: [0-9]*/[0-9]* files, .* MB/s, ETA' "$t/err$j"; then
+    echo "FAIL -j $j: no progress line: $(head -2 "$t/err$j")"; fails=$((fails + 1))
+  fi
   read -r wall user sys <"$t/time"
   done=$(grep -c '"status":"encrypted"' "$t/r$j.jsonl")
   echo "$j" "$wall" "$user" "$sys" "$files" "$mb" | awk '{printf "encrypt -j %d: %d files in %.1f s: %.1f files/s, %.1f MB/s, CPU use %.2f cores\n", $1, $5, $2, $5/$2, $6/$2, ($3+$4)/$2}'

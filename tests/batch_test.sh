@@ -119,6 +119,12 @@ expect 0 "one file of the batch decrypts alone" "$dec" --passphrase-env DCMC_TES
 expect 5 "a wrong passphrase fails every file" env DCMC_TEST_PASS=wrong "$dec" --passphrase-env DCMC_TEST_PASS --recurse "$t/penc" "$t/pbad"
 [ "$(find "$t/pbad" -type f | wc -l)" -eq 0 ] && ok "nothing written with a wrong passphrase" || bad "files written with a wrong passphrase"
 
+# On a terminal, a progress bar (script(1) provides one).
+if command -v script >/dev/null; then
+  script -qec "'$enc' --key-file '$t/key' --recurse '$t/pin' '$t/ptty'" "$t/tty.log" >/dev/null 2>&1
+  tr '\r' '\n' <"$t/tty.log" | grep -q '^.*\[#*-*\] [0-9]*/4 files .* MB .* files/s .* MB/s  ETA' && ok "progress bar on a terminal" || bad "no progress bar: $(tr '\r' '\n' <"$t/tty.log" | tail -3)"
+fi
+
 # A full output disk (a 3 MB tmpfs, where we may mount one): the batch stops with exit 4 instead
 # of failing file after file, leaves no partial file, and completes once there is room.
 mkdir -p "$t/full"
