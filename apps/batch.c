@@ -34,7 +34,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#define TMP_TAG ".dcmcrypt-"
 #define MAX_JOBS 256
 #define KEY_CACHE 8
 
@@ -43,6 +42,10 @@ enum kind { K_OTHER, K_BROKEN, K_IMAGE, K_ENCRYPTED, K_NO_PIXELS, K_DICOMDIR, K_
 static const char *const k_kind_names[] = {"other", "dicom", "image", "encrypted",
                                            "no-pixels", "dicomdir", "special"};
 enum action { A_CONVERT, A_COPY, A_DEFER, A_FAIL, A_IGNORE };
+/* What happened to a file; S_CONVERTED is "encrypted" or "decrypted" in the report. */
+enum status { S_CONVERTED, S_COPIED, S_SKIPPED, S_FAILED, S_DEFERRED, S_DICOMDIR, NSTATUS };
+static const char *const k_status_names[NSTATUS] = {NULL, "copied", "skipped", "failed",
+                                                     "deferred", "dicomdir"};
 
 typedef struct item {
     char *rel;     /* path below dir-in, '/'-separated */
@@ -69,8 +72,8 @@ typedef struct batch {
     size_t next;
     int active;   /* workers still running */
     int disk_full; /* the output file system filled up: hand out no more files */
-    size_t done, counts[6];
-    uint64_t done_bytes, in_bytes, out_bytes;
+    size_t done, counts[NSTATUS];
+    uint64_t done_bytes;
     FILE *report;
     size_t *dirs; /* indices of DICOMDIRs, rebuilt at the end */
     size_t ndirs;
@@ -83,7 +86,6 @@ typedef struct batch {
     size_t ncache;
 } batch;
 
-enum { C_CONVERTED, C_COPIED, C_SKIPPED, C_FAILED, C_DEFERRED, C_DIRS };
 
 /* Temporary files in progress, one slot per worker, for the second signal. */
 static char g_tmp[MAX_JOBS][PATH_MAX];
@@ -252,8 +254,8 @@ static size_t remove_stale(batch *b, const char *rel)
             continue;
         }
         /* NAME.dcmcrypt-XXXXXX (mkstemp): only this shard's, another may be running. */
-        const size_t len = strlen(r), tag = strlen(TMP_TAG);
-        if (len > tag + 6 && !memcmp(r + len - 6 - tag, TMP_TAG, tag)) {
+        const size_t len = strlen(r), tag = strlen(CLI_TMP_TAG);
+        if (len > tag + 6 && !memcmp(r + len - 6 - tag, CLI_TMP_TAG, tag)) {
             r[len - 6 - tag] = '\0';
             if (b->c->shard_n <= 1 || batch_shard_of(r, b->c->shard_n) == b->c->shard_k - 1)
                 removed += unlink(p) == 0;
@@ -357,14 +359,10 @@ static int looks_like_dicom(const char *path)
 
 /* ---- keys -------------------------------------------------------------------------------- */
 
-/* The key for a file made with `kdf` (NULL: the key file's key). */
+/* The key for a file made with `kdf` (ignored with a key file). */
 static dcmc_status key_for(batch *b, const dcmc_kdf *kdf, dcmc_key *key, char *msg, size_t len)
 {
     if (b->secret.have_key) {
-        if (kdf && kdf->id == DCMC_KDF_SCRYPT) {
-            snprintf(msg, len, "encrypted with a passphrase, not a key file");
-            return DCMC_ERR_WRONG_KEY;
-        }
         *key = b->secret.key;
         return DCMC_OK;
     }
@@ -399,10 +397,21 @@ static dcmc_status key_for(batch *b, const dcmc_kdf *kdf, dcmc_key *key, char *m
     return st;
 }
 
+/* The key an encrypted file needs. Only a passphrase needs the file's header (its salt), so a
+ * key file's key costs no extra read of the object. */
+static dcmc_status file_key(batch *b, const char *path, dcmc_key *key, char *msg, size_t len)
+{
+    if (b->secret.have_key)
+        return key_for(b, NULL, key, msg, len);
+    dcmc_header hdr;
+    dcmc_status st = dcmc_dicom_peek(path, &hdr, msg, len);
+    return st != DCMC_OK ? st : key_for(b, &hdr.kdf, key, msg, len);
+}
+
 /* ---- one file ---------------------------------------------------------------------------- */
 
 typedef struct outcome {
-    const char *status; /* encrypted, decrypted, copied, skipped, failed, deferred, dicomdir */
+    int status; /* S_* */
     char reason[DCMC_DICOM_MSG];
     uint64_t out_bytes;
 } outcome;
@@ -433,18 +442,12 @@ static void record(batch *b, const item *it, int kind, outcome *o, double ms)
             memmove(o->reason, o->reason + l, strlen(o->reason + l) + 1);
     }
     pthread_mutex_lock(&b->mu);
-    const char *s = o->status;
-    int slot = !strcmp(s, "copied")     ? C_COPIED
-               : !strcmp(s, "skipped")  ? C_SKIPPED
-               : !strcmp(s, "failed")   ? C_FAILED
-               : !strcmp(s, "deferred") ? C_DEFERRED
-               : !strcmp(s, "dicomdir") ? C_DIRS
-                                        : C_CONVERTED;
+    const int slot = o->status;
+    const char *s = slot == S_CONVERTED ? (b->c->encrypt ? "encrypted" : "decrypted")
+                                        : k_status_names[slot];
     b->counts[slot]++;
     b->done++;
     b->done_bytes += it->size;
-    b->in_bytes += it->size;
-    b->out_bytes += o->out_bytes;
     if (b->report) {
         fputs("{\"path\":", b->report);
         json_str(b->report, it->rel);
@@ -454,7 +457,7 @@ static void record(batch *b, const item *it, int kind, outcome *o, double ms)
                 (unsigned long long)it->size, (unsigned long long)o->out_bytes, ms);
         fflush(b->report);
     }
-    if (slot == C_FAILED && b->c->verbosity >= 0) {
+    if (slot == S_FAILED && b->c->verbosity >= 0) {
         if (b->tty)
             fputs("\r\033[K", stderr);
         fprintf(stderr, "%s: %s: %s\n", b->c->prog, it->rel, o->reason);
@@ -496,12 +499,9 @@ static int output_done(batch *b, int action, const char *in,
     if (!b->c->encrypt) /* a decrypted object: complete, and no longer ours */
         return dcmc_dicom_probe(out, 1, &po, msg, sizeof msg) == DCMC_OK &&
                (po.kind == DCMC_DICOM_IMAGE);
-    dcmc_header hdr;
     dcmc_key key;
     char uid[65], want[65];
-    if (dcmc_dicom_peek(out, &hdr, msg, sizeof msg) != DCMC_OK ||
-        key_for(b, hdr.kdf.id == DCMC_KDF_SCRYPT ? &hdr.kdf : NULL, &key, msg, sizeof msg) !=
-            DCMC_OK)
+    if (file_key(b, out, &key, msg, sizeof msg) != DCMC_OK)
         return 0;
     int ok = dcmc_dicom_verify(out, &key, uid, msg, sizeof msg) == DCMC_OK;
     dcmc_wipe(&key, sizeof key);
@@ -512,8 +512,9 @@ static int output_done(batch *b, int action, const char *in,
     return ok;
 }
 
-static int convert(batch *b, const char *in, const char *tmp, outcome *o)
+static int convert(batch *b, const char *in, const char *tmp, outcome *o, void *unused)
 {
+    (void)unused;
     char *msg = o->reason;
     const size_t len = sizeof o->reason;
     dcmc_dicom_info info;
@@ -529,11 +530,8 @@ static int convert(batch *b, const char *in, const char *tmp, outcome *o)
             st = dcmc_dicom_encrypt(in, tmp, &key, kdf, b->uid_key, &opt, &info, msg, len);
         dcmc_wipe(&key, sizeof key);
     } else {
-        dcmc_header hdr;
         dcmc_key key;
-        st = dcmc_dicom_peek(in, &hdr, msg, len);
-        if (st == DCMC_OK)
-            st = key_for(b, hdr.kdf.id == DCMC_KDF_SCRYPT ? &hdr.kdf : NULL, &key, msg, len);
+        st = file_key(b, in, &key, msg, len);
         if (st == DCMC_OK)
             st = dcmc_dicom_decrypt(in, tmp, &key, opt.threads, &info, msg, len);
         dcmc_wipe(&key, sizeof key);
@@ -543,17 +541,42 @@ static int convert(batch *b, const char *in, const char *tmp, outcome *o)
     return st == DCMC_OK ? 0 : -1;
 }
 
-/* Data to disk before the name: after a crash the name holds the old state or the new. */
-static int commit(batch *b, const char *tmp, const char *out, char *msg, size_t len)
+static int copy_into(batch *b, const char *in, const char *tmp, outcome *o, void *unused)
 {
-    int fd = open(tmp, O_RDONLY);
-    int ok = fd >= 0 && fsync(fd) == 0;
-    if (fd >= 0)
-        close(fd);
-    ok = ok && chmod(tmp, b->file_mode) == 0 && rename(tmp, out) == 0;
-    if (!ok)
-        snprintf(msg, len, "cannot write %.300s: %s", out, strerror(errno));
-    return ok ? 0 : -1;
+    (void)b;
+    (void)unused;
+    return copy_file(in, tmp, o->reason, sizeof o->reason);
+}
+
+/* Fills a temporary output: 0, or -1 with o->reason set (and errno, where it is the cause). */
+typedef int (*fill_fn)(batch *b, const char *in, const char *tmp, outcome *o, void *arg);
+
+/* Write `out` through a temporary file beside it, registered in the worker's signal slot, that
+ * fill() fills and that is published only when complete. 0 with o->out_bytes set, or -1 with
+ * o->reason set, errno kept for the caller, and nothing left behind. */
+static int produce(batch *b, int slot, const char *in, const char *out, fill_fn fill, void *arg,
+                   outcome *o)
+{
+    char tmp[PATH_MAX];
+    if (mkdirs_for(out) != 0 || cli_temp_beside(out, tmp, sizeof tmp) != 0) {
+        snprintf(o->reason, sizeof o->reason, "cannot create the output: %s", strerror(errno));
+        return -1;
+    }
+    memcpy(g_tmp[slot], tmp, sizeof tmp);
+    g_tmp_live[slot] = 1;
+    o->reason[0] = '\0';
+    int rc = fill(b, in, tmp, o, arg);
+    if (rc == 0 && (rc = cli_publish(tmp, out, b->file_mode)) != 0)
+        snprintf(o->reason, sizeof o->reason, "cannot write the output: %s", strerror(errno));
+    const int err = errno;
+    if (rc != 0)
+        unlink(tmp);
+    g_tmp_live[slot] = 0;
+    struct stat st;
+    if (rc == 0 && stat(out, &st) == 0)
+        o->out_bytes = (uint64_t)st.st_size;
+    errno = err;
+    return rc;
 }
 
 /* After a failed write: if the output file system is full (ENOSPC, EDQUOT, or less room left
@@ -584,7 +607,7 @@ static void process(batch *b, int slot, size_t idx)
 {
     const item *it = &b->items[idx];
     const double t0 = now_s();
-    char in[PATH_MAX], out[PATH_MAX], tmp[PATH_MAX];
+    char in[PATH_MAX], out[PATH_MAX];
     outcome o;
     memset(&o, 0, sizeof o);
     dcmc_dicom_probe_info pi;
@@ -592,7 +615,7 @@ static void process(batch *b, int slot, size_t idx)
     int kind = K_SPECIAL, action = A_IGNORE;
     if (join(in, sizeof in, b->in_root, it->rel) != 0 ||
         join(out, sizeof out, b->out_root, it->rel) != 0) {
-        o.status = "failed";
+        o.status = S_FAILED;
         snprintf(o.reason, sizeof o.reason, "path too long");
         record(b, it, K_SPECIAL, &o, 0);
         return;
@@ -628,7 +651,7 @@ static void process(batch *b, int slot, size_t idx)
     } else {
         snprintf(o.reason, sizeof o.reason, "not a regular file: left out");
     }
-    o.status = action == A_FAIL ? "failed" : action == A_IGNORE ? "skipped" : "deferred";
+    o.status = action == A_FAIL ? S_FAILED : action == A_IGNORE ? S_SKIPPED : S_DEFERRED;
     if (action == A_DEFER) {
         pthread_mutex_lock(&b->mu);
         b->dirs[b->ndirs++] = idx;
@@ -644,41 +667,18 @@ static void process(batch *b, int slot, size_t idx)
         struct stat st;
         if (stat(out, &st) == 0 && S_ISREG(st.st_mode) &&
             output_done(b, action, in, &pi, out)) {
-            o.status = "skipped";
+            o.status = S_SKIPPED;
             snprintf(o.reason, sizeof o.reason, "output exists and verifies");
             o.out_bytes = (uint64_t)st.st_size;
-        } else if (mkdirs_for(out) != 0 ||
-                   snprintf(tmp, sizeof tmp, "%s" TMP_TAG "XXXXXX", out) >= (int)sizeof tmp) {
-            o.status = "failed";
-            snprintf(o.reason, sizeof o.reason, "cannot create the output: %s", strerror(errno));
         } else {
-            int fd = mkstemp(tmp);
-            if (fd < 0) {
-                o.status = "failed";
-                snprintf(o.reason, sizeof o.reason, "cannot write the output: %s", strerror(errno));
+            char why[sizeof o.reason];
+            snprintf(why, sizeof why, "%s", o.reason);
+            if (produce(b, slot, in, out, action == A_COPY ? copy_into : convert, NULL, &o) != 0) {
+                o.status = S_FAILED;
+                note_disk_full(b, out, errno, it->size, &o);
             } else {
-                close(fd);
-                memcpy(g_tmp[slot], tmp, sizeof tmp);
-                g_tmp_live[slot] = 1;
-                char why[sizeof o.reason];
-                snprintf(why, sizeof why, "%s", o.reason);
-                o.reason[0] = '\0';
-                int rc = action == A_COPY ? copy_file(in, tmp, o.reason, sizeof o.reason)
-                                          : convert(b, in, tmp, &o);
-                if (rc == 0)
-                    rc = commit(b, tmp, out, o.reason, sizeof o.reason);
-                if (rc != 0) {
-                    const int err = errno;
-                    unlink(tmp);
-                    o.status = "failed";
-                    note_disk_full(b, out, err, it->size, &o);
-                } else {
-                    o.status = action == A_COPY ? "copied" : b->c->encrypt ? "encrypted" : "decrypted";
-                    snprintf(o.reason, sizeof o.reason, "%s", why);
-                    if (stat(out, &st) == 0)
-                        o.out_bytes = (uint64_t)st.st_size;
-                }
-                g_tmp_live[slot] = 0;
+                o.status = action == A_COPY ? S_COPIED : S_CONVERTED;
+                snprintf(o.reason, sizeof o.reason, "%s", why);
             }
         }
     }
@@ -708,14 +708,30 @@ static void *worker(void *p)
 
 /* ---- DICOMDIRs --------------------------------------------------------------------------- */
 
+typedef struct dicomdir_arg {
+    const char *root;
+    const char *const *files;
+    size_t n;
+} dicomdir_arg;
+
+static int write_dicomdir(batch *b, const char *in, const char *tmp, outcome *o, void *arg)
+{
+    (void)b;
+    const dicomdir_arg *a = arg;
+    return dcmc_dicomdir_write(in, tmp, a->root, a->files, a->n, o->reason, sizeof o->reason) ==
+                   DCMC_OK
+               ? 0
+               : -1;
+}
+
 static void rebuild_dicomdir(batch *b, size_t idx)
 {
     const item *it = &b->items[idx];
     const double t0 = now_s();
     outcome o;
     memset(&o, 0, sizeof o);
-    o.status = "failed";
-    char in[PATH_MAX], out[PATH_MAX], root_in[PATH_MAX], root_out[PATH_MAX], tmp[PATH_MAX];
+    o.status = S_FAILED;
+    char in[PATH_MAX], out[PATH_MAX], root_in[PATH_MAX], root_out[PATH_MAX];
     if (join(in, sizeof in, b->in_root, it->rel) != 0 ||
         join(out, sizeof out, b->out_root, it->rel) != 0) {
         snprintf(o.reason, sizeof o.reason, "path too long");
@@ -752,32 +768,14 @@ static void rebuild_dicomdir(batch *b, size_t idx)
         if (bad) {
             snprintf(o.reason, sizeof o.reason,
                      "not rebuilt: it references %.300s, which has no output", bad);
-        } else if (mkdirs_for(out) != 0 ||
-                   snprintf(tmp, sizeof tmp, "%s" TMP_TAG "XXXXXX", out) >= (int)sizeof tmp) {
-            snprintf(o.reason, sizeof o.reason, "cannot create the output: %s", strerror(errno));
         } else {
-            int fd = mkstemp(tmp);
-            if (fd < 0) {
-                snprintf(o.reason, sizeof o.reason, "cannot write the output: %s", strerror(errno));
-            } else {
-                close(fd);
-                memcpy(g_tmp[0], tmp, sizeof tmp);
-                g_tmp_live[0] = 1;
-                st = dcmc_dicomdir_write(in, tmp, root_out, (const char *const *)refs, kept,
-                                         o.reason, sizeof o.reason);
-                if (st == DCMC_OK && commit(b, tmp, out, o.reason, sizeof o.reason) == 0) {
-                    o.status = "dicomdir";
-                    snprintf(o.reason, sizeof o.reason, "rebuilt: %zu references", kept);
-                    if (missing)
-                        snprintf(o.reason + strlen(o.reason), sizeof o.reason - strlen(o.reason),
-                                 ", %zu to files missing from the input dropped", missing);
-                    struct stat s;
-                    if (stat(out, &s) == 0)
-                        o.out_bytes = (uint64_t)s.st_size;
-                } else {
-                    unlink(tmp);
-                }
-                g_tmp_live[0] = 0;
+            dicomdir_arg da = {root_out, (const char *const *)refs, kept};
+            if (produce(b, 0, in, out, write_dicomdir, &da, &o) == 0) {
+                o.status = S_DICOMDIR;
+                snprintf(o.reason, sizeof o.reason, "rebuilt: %zu references", kept);
+                if (missing)
+                    snprintf(o.reason + strlen(o.reason), sizeof o.reason - strlen(o.reason),
+                             ", %zu to files missing from the input dropped", missing);
             }
         }
         dcmc_dicomdir_refs_free(refs, kept);
@@ -944,8 +942,8 @@ int batch_run(const cli *c)
         if (stale)
             cli_info(c, 0, "%s: removed %zu temporary file(s) an interrupted run left", c->prog,
                      stale);
-        cli_info(c, 1, "%s: %zu files, %.1f MB; %d jobs x %d threads%s", c->prog, b->n,
-                 b->total_bytes / 1e6, b->jobs, b->threads_per_job, c->shard_n > 1 ? "" : "");
+        cli_info(c, 1, "%s: %zu files, %.1f MB; %d jobs x %d threads", c->prog, b->n,
+                 b->total_bytes / 1e6, b->jobs, b->threads_per_job);
 
         struct sigaction sa;
         memset(&sa, 0, sizeof sa);
@@ -1001,11 +999,11 @@ int batch_run(const cli *c)
             fprintf(stderr,
                     "%s: %zu of %zu files: %zu %s, %zu copied, %zu skipped, %zu DICOMDIR, "
                     "%zu deferred, %zu failed; %.1f MB in %.1f s (%.1f files/s, %.1f MB/s)%s%s%s\n",
-                    c->prog, b->done, b->n, b->counts[C_CONVERTED],
-                    c->encrypt ? "encrypted" : "decrypted", b->counts[C_COPIED],
-                    b->counts[C_SKIPPED], b->counts[C_DIRS], b->counts[C_DEFERRED],
-                    b->counts[C_FAILED], b->in_bytes / 1e6, el, el > 0 ? b->done / el : 0,
-                    el > 0 ? b->in_bytes / el / 1e6 : 0, c->report ? "; report: " : "",
+                    c->prog, b->done, b->n, b->counts[S_CONVERTED],
+                    c->encrypt ? "encrypted" : "decrypted", b->counts[S_COPIED],
+                    b->counts[S_SKIPPED], b->counts[S_DICOMDIR], b->counts[S_DEFERRED],
+                    b->counts[S_FAILED], b->done_bytes / 1e6, el, el > 0 ? b->done / el : 0,
+                    el > 0 ? b->done_bytes / el / 1e6 : 0, c->report ? "; report: " : "",
                     c->report ? c->report : "",
                     g_stop        ? "; interrupted: run the same command again to finish"
                     : b->disk_full ? "; stopped: the output file system is full; free space "
@@ -1014,7 +1012,7 @@ int batch_run(const cli *c)
         }
         rc = g_stop                    ? 128 + g_stop
              : b->disk_full            ? EXIT_OUTPUT
-             : b->counts[C_FAILED] > 0 ? EXIT_SOME_FAILED
+             : b->counts[S_FAILED] > 0 ? EXIT_SOME_FAILED
                                        : EXIT_OK;
     }
     if (b->report && fclose(b->report) != 0 && rc == EXIT_OK) {

@@ -382,16 +382,10 @@ int cli_prepare_output(const cli *c, char *tmp, size_t tmp_len)
             return EXIT_OUTPUT;
         }
     }
-    if (snprintf(tmp, tmp_len, "%s.dcmcrypt-XXXXXX", c->out) >= (int)tmp_len) {
-        cli_error(c, "output path too long");
-        return EXIT_OUTPUT;
-    }
-    int fd = mkstemp(tmp);
-    if (fd < 0) {
+    if (cli_temp_beside(c->out, tmp, tmp_len) != 0) {
         cli_error(c, "cannot write %s: %s", c->out, strerror(errno));
         return EXIT_OUTPUT;
     }
-    close(fd);
     snprintf(g_tmp, sizeof g_tmp, "%s", tmp);
     g_have_tmp = 1;
     signal(SIGINT, on_signal);
@@ -400,23 +394,35 @@ int cli_prepare_output(const cli *c, char *tmp, size_t tmp_len)
     return -1;
 }
 
-int cli_commit_output(const cli *c, const char *tmp)
+int cli_temp_beside(const char *out, char *tmp, size_t tmp_len)
 {
-    /* The data reaches the disk before the name does: a crash leaves the old state or the new. */
+    if ((size_t)snprintf(tmp, tmp_len, "%s" CLI_TMP_TAG "XXXXXX", out) >= tmp_len) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    int fd = mkstemp(tmp);
+    if (fd < 0)
+        return -1;
+    close(fd);
+    return 0;
+}
+
+int cli_publish(const char *tmp, const char *out, unsigned mode)
+{
+    /* The data reaches the disk before the name does. */
     int fd = open(tmp, O_RDONLY);
     int ok = fd >= 0 && fsync(fd) == 0;
     if (fd >= 0)
         close(fd);
-    if (ok) {
-        struct stat st;
-        /* mkstemp made it 0600; give it the usual mode for a new file. */
-        mode_t um = umask(0);
-        umask(um);
-        if (stat(tmp, &st) == 0)
-            chmod(tmp, 0666 & ~um);
-        ok = rename(tmp, c->out) == 0;
-    }
-    if (!ok) {
+    /* mkstemp made it 0600; give it the usual mode for a new file. */
+    return ok && chmod(tmp, (mode_t)mode) == 0 && rename(tmp, out) == 0 ? 0 : -1;
+}
+
+int cli_commit_output(const cli *c, const char *tmp)
+{
+    mode_t um = umask(0);
+    umask(um);
+    if (cli_publish(tmp, c->out, 0666 & ~um) != 0) {
         cli_error(c, "cannot write %s: %s", c->out, strerror(errno));
         cli_discard_output(tmp);
         return EXIT_OUTPUT;

@@ -41,6 +41,14 @@ int cli_exit_code(dcmc_status st);
 void cli_error(const cli *c, const char *fmt, ...);
 void cli_info(const cli *c, int level, const char *fmt, ...);
 
+/* Temporary outputs are named OUT CLI_TMP_TAG XXXXXX, beside OUT. */
+#define CLI_TMP_TAG ".dcmcrypt-"
+/* Create an empty temporary file beside `out` (name in tmp); -1 with errno. */
+int cli_temp_beside(const char *out, char *tmp, size_t tmp_len);
+/* fsync tmp, give it `mode`, rename it to out: after a crash the name holds the old state or
+ * the new, never a part. -1 with errno. */
+int cli_publish(const char *tmp, const char *out, unsigned mode);
+
 /* Output handling: refuse to overwrite the input; create a temporary file beside the output. */
 int cli_prepare_output(const cli *c, char *tmp, size_t tmp_len);
 int cli_commit_output(const cli *c, const char *tmp);

@@ -75,45 +75,27 @@ enum { T_CHI2, T_LSE, T_NPCR, T_UACI, T_NPCR_KEY, T_UACI_KEY, T_DEC, NTESTS };
 static const char *const k_test_names[NTESTS] = {"chi2", "lse", "npcr", "uaci",
                                                  "npcr_key", "uaci_key", "decrypt"};
 
-/* Accumulate r into sum; ms keeps the minimum (first: start the sums). */
-static void result_add(result *sum, const result *r, int first)
+/* Add w * r to sum (w = 1/runs makes sum the mean over the runs); ms keeps the minimum, the
+ * fastest run. first: start afresh. */
+static void result_add(result *sum, const result *r, double w, int first)
 {
     const double ms = first ? r->ms : fmin(sum->ms, r->ms);
     if (first)
         memset(sum, 0, sizeof *sum);
-    sum->entropy += r->entropy;
-    sum->chi2 += r->chi2;
+    sum->entropy += w * r->entropy;
+    sum->chi2 += w * r->chi2;
     for (int d = 0; d < 4; d++) {
-        sum->corr[d] += r->corr[d];
-        sum->corr_s[d] += r->corr_s[d];
+        sum->corr[d] += w * r->corr[d];
+        sum->corr_s[d] += w * r->corr_s[d];
     }
-    sum->lse += r->lse;
-    sum->npcr += r->npcr;
-    sum->uaci += r->uaci;
-    sum->npcr_key += r->npcr_key;
-    sum->uaci_key += r->uaci_key;
-    sum->ssim += r->ssim;
-    sum->corr_abs += r->corr_abs;
+    sum->lse += w * r->lse;
+    sum->npcr += w * r->npcr;
+    sum->uaci += w * r->uaci;
+    sum->npcr_key += w * r->npcr_key;
+    sum->uaci_key += w * r->uaci_key;
+    sum->ssim += w * r->ssim;
+    sum->corr_abs += w * r->corr_abs;
     sum->ms = ms;
-}
-
-/* Sums to means over n runs (ms stays the minimum). */
-static void result_mean(result *m, size_t n)
-{
-    const double f = 1.0 / (double)n;
-    m->entropy *= f;
-    m->chi2 *= f;
-    for (int d = 0; d < 4; d++) {
-        m->corr[d] *= f;
-        m->corr_s[d] *= f;
-    }
-    m->lse *= f;
-    m->npcr *= f;
-    m->uaci *= f;
-    m->npcr_key *= f;
-    m->uaci_key *= f;
-    m->ssim *= f;
-    m->corr_abs *= f;
 }
 
 /* The largest number of failures of a 5 % test in n runs that an ideal cipher exceeds with
@@ -487,7 +469,7 @@ int main(int argc, char **argv)
                 *dot = '\0';
             snprintf(base, sizeof base, "%s/%s.%s", out_dir ? out_dir : ".", stem,
                      k_schemes[s].name);
-            result m = {0}; /* sums, then means, over the runs */
+            result m = {0}; /* means over the runs */
             int fails[NTESTS] = {0};
             for (size_t run = 0; run < runs; run++) {
                 result r;
@@ -517,9 +499,8 @@ int main(int argc, char **argv)
                 fails[T_NPCR_KEY] += !(r.npcr_key >= npcr_min);
                 fails[T_UACI_KEY] += !(r.uaci_key >= uaci_lo && r.uaci_key <= uaci_hi);
                 fails[T_DEC] += !isinf(r.psnr);
-                result_add(&m, &r, run == 0);
+                result_add(&m, &r, 1.0 / (double)runs, run == 0);
             }
-            result_mean(&m, runs);
             /* One run: the literature's single test. Several: at most k_max failures of each
              * 5 % test (binomial, P < 0.1 %), and the means of the differential and histogram
              * measures within 3.29 standard errors of the random-data value (two-sided 0.1 %). */

@@ -135,13 +135,14 @@ struct Loaded {
     std::string ts_uid;
 };
 
-void load(const char *path, Loaded &L, bool need_pixels)
+/* max_read: values longer than this stay on disk until used (DCMTK's lazy loading). */
+void load(const char *path, Loaded &L, bool need_pixels, Uint32 max_read = DCM_MaxReadLength)
 {
     FILE *f = fopen(path, "rb");
     if (!f)
         fail(DCMC_ERR_IO, "cannot open %s: %s", path, strerror(errno));
     fclose(f);
-    OFCondition c = L.ff.loadFile(path, EXS_Unknown, EGL_noChange, DCM_MaxReadLength, ERM_autoDetect);
+    OFCondition c = L.ff.loadFile(path, EXS_Unknown, EGL_noChange, max_read, ERM_autoDetect);
     if (c.bad())
         fail(DCMC_ERR_FORMAT, "%s: not a readable DICOM object (%s)", path, c.text());
     L.ds = L.ff.getDataset();
@@ -1013,19 +1014,12 @@ void verify(const char *in, const dcmc_key *key, char sop_uid[65])
 void probe(const char *in, bool full, dcmc_dicom_probe_info *pi)
 {
     init_once();
-    FILE *f = fopen(in, "rb");
-    if (!f)
-        fail(DCMC_ERR_IO, "cannot open %s: %s", in, strerror(errno));
-    fclose(f);
-    DcmFileFormat ff;
+    Loaded L;
     /* Without `full`, values above 4 KiB stay on disk: enough to classify, and fast. With it,
      * every value is read, so a file cut short fails here. */
-    OFCondition c = ff.loadFile(in, EXS_Unknown, EGL_noChange, full ? DCM_MaxReadLength : 4096,
-                                ERM_autoDetect);
-    if (c.bad())
-        fail(DCMC_ERR_FORMAT, "%s: not a readable DICOM object (%s)", in, c.text());
-    DcmDataset *ds = ff.getDataset();
-    const std::string cls = get_string(ff.getMetaInfo(), DCM_MediaStorageSOPClassUID);
+    load(in, L, false, full ? DCM_MaxReadLength : 4096);
+    DcmDataset *ds = L.ds;
+    const std::string cls = get_string(L.ff.getMetaInfo(), DCM_MediaStorageSOPClassUID);
     snprintf(pi->sop_instance_uid, sizeof pi->sop_instance_uid, "%s",
              get_string(ds, DCM_SOPInstanceUID).c_str());
     if (cls == UID_MediaStorageDirectoryStorage || ds->tagExists(DCM_DirectoryRecordSequence))
@@ -1042,12 +1036,10 @@ void probe(const char *in, bool full, dcmc_dicom_probe_info *pi)
 void dicomdir_refs(const char *in, std::vector<std::string> &refs)
 {
     init_once();
-    DcmFileFormat ff;
-    OFCondition c = ff.loadFile(in, EXS_Unknown, EGL_noChange, DCM_MaxReadLength, ERM_autoDetect);
-    if (c.bad())
-        fail(DCMC_ERR_FORMAT, "%s: not a readable DICOMDIR (%s)", in, c.text());
+    Loaded L;
+    load(in, L, false);
     DcmStack stack;
-    DcmDataset *ds = ff.getDataset();
+    DcmDataset *ds = L.ds;
     while (ds->search(DCM_ReferencedFileID, stack, ESM_afterStackTop, OFTrue).good()) {
         DcmElement *el = static_cast<DcmElement *>(stack.top());
         OFString v;

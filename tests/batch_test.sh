@@ -44,6 +44,13 @@ expect 1 "--shard 4/3" "$enc" --key-file "$t/key" --recurse --shard 4/3 "$t/in" 
 expect 1 "output inside the input" "$enc" --key-file "$t/key" --recurse "$t/in" "$t/in/out"
 expect 2 "--recurse on a file" "$enc" --key-file "$t/key" --recurse "$mr" "$t/x"
 
+# -j shares the cores: jobs x threads per file never exceeds --threads.
+expect 5 "-j 2 on 2 threads" "$enc" --key-file "$t/key" --recurse -v -j 2 --threads 2 "$t/in" "$t/jt"
+grep -q "2 jobs x 1 threads" "$t/err" && ok "-j 2 --threads 2: 1 thread per file" || bad "-j 2 --threads 2: $(grep jobs "$t/err")"
+expect 5 "-j 1 on 2 threads" "$enc" --key-file "$t/key" --recurse -v -j 1 --threads 2 "$t/in" "$t/jt1"
+grep -q "1 jobs x 2 threads" "$t/err" && ok "-j 1 --threads 2: 2 threads per file" || bad "-j 1 --threads 2: $(grep jobs "$t/err")"
+rm -rf "$t/jt" "$t/jt1"
+
 # Encrypt: exit 5 (two files failed), everything else done, the report says why.
 expect 5 "encrypt the tree" "$enc" --key-file "$t/key" --recurse -j 2 --report "$t/enc.jsonl" "$t/in" "$t/enc"
 grep -q "of $nfiles files" "$t/err" && grep -q "2 failed" "$t/err" && ok "summary line: $(tail -1 "$t/err")" || bad "summary line: $(tail -2 "$t/err")"
@@ -152,15 +159,18 @@ for sig in KILL INT; do
   kill -s "$sig" "$pid" 2>/dev/null
   wait "$pid"; rc=$?
   done1=$(find "$out" -type f ! -name '*.dcmcrypt-*' | wc -l)
+  left=$(find "$out" -name '*.dcmcrypt-*' | wc -l)
   if [ "$sig" = INT ]; then
     [ "$rc" -eq 130 ] && ok "SIGINT: exit 130 after $done1 of $nbig files" || bad "SIGINT: exit $rc"
     no_temps "$out" "SIGINT"
   else
-    ok "SIGKILL after $done1 of $nbig files ($(find "$out" -name '*.dcmcrypt-*' | wc -l) temporary left)"
+    ok "SIGKILL after $done1 of $nbig files ($left temporary left)"
   fi
   [ "$done1" -lt "$nbig" ] || bad "$sig came too late to interrupt anything"
   expect 0 "after SIG$sig the same command completes" "$enc" --key-file "$t/key" --recurse -j 1 --report "$t/r-$sig.jsonl" "$t/big" "$out"
-  grep -q "removed" "$t/err" || [ "$sig" = INT ] || ok "(no temporary file was left to remove)"
+  if [ "$left" -gt 0 ]; then
+    grep -q "removed $left temporary file" "$t/err" && ok "SIG$sig: the rerun removed the $left temporary file(s)" || bad "SIG$sig: $left temporary file(s) left, the rerun said: $(head -2 "$t/err")"
+  fi
   no_temps "$out" "after SIG$sig and rerun"
   [ "$(find "$out" -type f | wc -l)" -eq "$nbig" ] && ok "SIG$sig: all $nbig outputs there" || bad "SIG$sig: $(find "$out" -type f | wc -l) of $nbig outputs"
   [ "$(count "$t/r-$sig.jsonl" skipped)" -ge "$done1" ] && ok "SIG$sig: the $done1 finished files were skipped" || bad "SIG$sig: $(count "$t/r-$sig.jsonl" skipped) skipped, $done1 were done"
