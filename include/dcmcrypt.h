@@ -45,6 +45,7 @@ typedef enum dcmc_status {
     DCMC_ERR_NOT_IMAGE = 15,   /* a valid object without pixel data (SR, presentation state...) */
     DCMC_ERR_NOT_ENCRYPTED = 16,   /* asked to decrypt an object dcmcrypt did not encrypt */
     DCMC_ERR_ALREADY_ENCRYPTED = 17, /* asked to encrypt an object that is already encrypted */
+    DCMC_ERR_KDF_COST = 18,    /* legal scrypt parameters whose cost exceeds the caller's limit */
 } dcmc_status;
 
 /* A short English description of a status; never NULL. */
@@ -99,6 +100,10 @@ typedef struct dcmc_kdf {
 #define DCMC_SCRYPT_LOG2N_DEFAULT 17u
 #define DCMC_SCRYPT_R_DEFAULT 8u
 #define DCMC_SCRYPT_P_DEFAULT 1u
+/* The header's scrypt parameters are not authenticated until the key is known, so a reader bounds
+ * their cost before deriving: 128*r*N*p bytes (scrypt's memory times its sequential lanes, so it
+ * bounds time too). The defaults cost 128 MiB; the default limit is twice that. */
+#define DCMC_SCRYPT_MAX_MIB_DEFAULT 256u
 
 /* Wipe a key (or any secret) in a way the compiler cannot remove. */
 void dcmc_wipe(void *p, size_t n);
@@ -112,8 +117,14 @@ dcmc_status dcmc_key_generate(dcmc_key *key);
 dcmc_status dcmc_key_write_file(const char *path, const dcmc_key *key);
 /* Fill kdf with scrypt defaults and a fresh random salt. */
 dcmc_status dcmc_kdf_new_scrypt(dcmc_kdf *kdf);
-/* Derive the master key from a passphrase with the recorded KDF (scrypt). Empty passphrase: DCMC_ERR_KEY. */
+/* Derive the master key from a passphrase with the recorded KDF (scrypt). Empty passphrase:
+ * DCMC_ERR_KEY; a cost above DCMC_SCRYPT_MAX_MIB_DEFAULT: DCMC_ERR_KDF_COST, before any work. */
 dcmc_status dcmc_key_from_passphrase(const char *pass, size_t pass_len, const dcmc_kdf *kdf, dcmc_key *key);
+/* The same with the caller's cost limit in MiB (see DCMC_SCRYPT_MAX_MIB_DEFAULT). */
+dcmc_status dcmc_key_from_passphrase_max(const char *pass, size_t pass_len, const dcmc_kdf *kdf,
+                                         uint64_t max_mib, dcmc_key *key);
+/* The cost of deriving a key with kdf, in MiB (rounded up): 128*r*N*p bytes; 0 for a key file. */
+uint64_t dcmc_kdf_cost_mib(const dcmc_kdf *kdf);
 
 /* ---- Presets -------------------------------------------------------------------------------- */
 

@@ -142,7 +142,19 @@ static void test_passphrase(void)
     CU_ASSERT_EQUAL(dcmc_key_from_passphrase("secret", 6, &kdf, &b), DCMC_ERR_FORMAT);
     kdf.log2_n = 22;
     kdf.r = 32; /* 16 GiB: refused rather than attempted */
-    CU_ASSERT_EQUAL(dcmc_key_from_passphrase("secret", 6, &kdf, &b), DCMC_ERR_UNSUPPORTED);
+    CU_ASSERT_EQUAL(dcmc_kdf_cost_mib(&kdf), 16384u);
+    CU_ASSERT_EQUAL(dcmc_key_from_passphrase("secret", 6, &kdf, &b), DCMC_ERR_KDF_COST);
+    /* The cost limit: the defaults cost 128 MiB and pass; p multiplies the cost. */
+    kdf.log2_n = DCMC_SCRYPT_LOG2N_DEFAULT;
+    kdf.r = DCMC_SCRYPT_R_DEFAULT;
+    kdf.p = 16;
+    CU_ASSERT_EQUAL(dcmc_kdf_cost_mib(&kdf), 2048u);
+    CU_ASSERT_EQUAL(dcmc_key_from_passphrase("secret", 6, &kdf, &b), DCMC_ERR_KDF_COST);
+    kdf.p = 2;
+    CU_ASSERT_EQUAL(dcmc_key_from_passphrase_max("secret", 6, &kdf, 255, &b), DCMC_ERR_KDF_COST);
+    kdf.log2_n = 10;
+    kdf.p = 1;
+    CU_ASSERT_EQUAL(dcmc_key_from_passphrase_max("secret", 6, &kdf, 1, &b), DCMC_OK);
 }
 
 static void test_presets(void)

@@ -149,8 +149,16 @@ dcmc_status dcmc_kdf_new_scrypt(dcmc_kdf *kdf)
     return DCMC_OK;
 }
 
-dcmc_status dcmc_key_from_passphrase(const char *pass, size_t pass_len, const dcmc_kdf *kdf,
-                                     dcmc_key *key)
+uint64_t dcmc_kdf_cost_mib(const dcmc_kdf *kdf)
+{
+    if (kdf == NULL || kdf->id != DCMC_KDF_SCRYPT || kdf->log2_n > 40)
+        return 0;
+    const uint64_t bytes = 128ull * kdf->r * ((uint64_t)1 << kdf->log2_n) * kdf->p;
+    return (bytes + (1u << 20) - 1) >> 20;
+}
+
+dcmc_status dcmc_key_from_passphrase_max(const char *pass, size_t pass_len, const dcmc_kdf *kdf,
+                                         uint64_t max_mib, dcmc_key *key)
 {
     if (key == NULL)
         return DCMC_ERR_ARG;
@@ -164,17 +172,24 @@ dcmc_status dcmc_key_from_passphrase(const char *pass, size_t pass_len, const dc
     if (kdf->log2_n < 10 || kdf->log2_n > 22 || kdf->r < 1 || kdf->r > 32 || kdf->p < 1 ||
         kdf->p > 16)
         return DCMC_ERR_FORMAT;
+    /* The parameters come from an unauthenticated header: the cost is bounded before any work. */
+    if (dcmc_kdf_cost_mib(kdf) > max_mib)
+        return DCMC_ERR_KDF_COST;
     uint64_t n = (uint64_t)1 << kdf->log2_n;
-    /* scrypt needs about 128*r*(N + p) bytes; refuse what this machine should not allocate. */
+    /* scrypt needs about 128*r*(N + p) bytes, plus slack for OpenSSL's own buffers. */
     uint64_t need = 128ull * kdf->r * (n + kdf->p) + (1u << 20);
-    if (need > ((uint64_t)1 << 32))
-        return DCMC_ERR_UNSUPPORTED;
     if (EVP_PBE_scrypt(pass, pass_len, kdf->salt, DCMC_SALT_BYTES, n, kdf->r, kdf->p, need,
                        key->bytes, DCMC_KEY_BYTES) != 1) {
         dcmc_wipe(key, sizeof *key);
         return DCMC_ERR_CRYPTO;
     }
     return DCMC_OK;
+}
+
+dcmc_status dcmc_key_from_passphrase(const char *pass, size_t pass_len, const dcmc_kdf *kdf,
+                                     dcmc_key *key)
+{
+    return dcmc_key_from_passphrase_max(pass, pass_len, kdf, DCMC_SCRYPT_MAX_MIB_DEFAULT, key);
 }
 
 /* ---- HKDF ------------------------------------------------------------------------------------ */

@@ -25,6 +25,7 @@ const char *dcmc_status_str(dcmc_status s)
     case DCMC_ERR_NOT_IMAGE: return "no pixel data: not an image";
     case DCMC_ERR_NOT_ENCRYPTED: return "not encrypted by dcmcrypt";
     case DCMC_ERR_ALREADY_ENCRYPTED: return "already encrypted by dcmcrypt";
+    case DCMC_ERR_KDF_COST: return "the passphrase's scrypt parameters cost more than the limit";
     }
     return "unknown status";
 }
