@@ -410,10 +410,16 @@ AT = dict(zip(PRESET_FIELDS, [1, 16, 2, 2, 1, 4, 7, 8, 8, 6, 6]))
 RES = dict(zip(PRESET_FIELDS, [2, 16, 2, 2, 0, 4, 7, 8, 8, 6, 6]))
 
 
+JUNK1 = 0xD6  # pattern for the unused bits after the last word of a 1-bit frame
+
+
 def plain_for(lay, frames, rng, junk=False, smooth=False):
+    """junk: False, True (every frame) or the indices of the frames that get junk. Words of more
+    than one bit get bits outside the stored field; a 1-bit frame gets the unused high bits of its
+    last byte set (section 10: only those bits can be non-canonical in a 1-bit frame)."""
     fb = frame_bytes(lay.L, lay.ba)
     out = b""
-    for _ in range(frames):
+    for f in range(frames):
         if smooth:
             yy, xx = np.mgrid[0:lay.rows, 0:lay.cols]
             vals = ((yy * 900 + xx * 1300 + rng.integers(0, 200, size=yy.shape)) % lay.M).reshape(-1)
@@ -421,9 +427,14 @@ def plain_for(lay, frames, rng, junk=False, smooth=False):
         else:
             vals = [int(v) for v in rng.integers(0, lay.M, size=lay.L, dtype=np.uint64)]
         words = lay.words(vals)
-        if junk:
+        junk_here = junk is True or (junk is not False and f in junk)
+        if junk_here and lay.ba > 1:
             words = [w | (0x5000 if j % 3 == 0 else 0) for j, w in enumerate(words)]
-        out += frame_of(words, lay.ba, fb)
+        frame = frame_of(words, lay.ba, fb)
+        if junk_here and lay.ba == 1:
+            assert lay.L % 8, "a byte-aligned 1-bit frame has no unused bits"
+            frame = frame[:-1] + bytes([frame[-1] | (JUNK1 & ~((1 << (lay.L % 8)) - 1) & 0xFF)])
+        out += frame
         assert len(out) % fb == 0
     return out
 
@@ -464,6 +475,13 @@ def vectors():
     add("u16_32x32", (32, 32, 1, 0, 16, 16, 15, 0), smooth=True)
     add("pass_gray8_4x4", (4, 4, 1, 0, 8, 8, 7, 0), passphrase="correct horse battery staple")
     add("gray8_64x48_2r_3b", (64, 48, 1, 0, 8, 8, 7, 0), preset=dict(AT, blocks=3))
+    # Payload of odd length (4 + 14 + 1 = 19 bytes): a container pads it (DICOM: one zero byte
+    # after (0011,xx02)); the header's payload bytes and the MAC count the 19 bytes only.
+    add("odd_payload_gray8_5x3", (5, 3, 1, 0, 8, 8, 7, 0), attrs=b"original attrs")
+    # 1-bit frames of L = 15 words, not a multiple of 8: each frame buffer is 2 bytes, bit 7 of
+    # its second byte unused. Frames 0 and 2 carry junk there, frame 1 does not: residue_flag 1,
+    # the residue is 3 x 2 bytes, only the last byte of frames 0 and 2 non-zero (section 10).
+    add("bit1_3x5_3f_junk", (3, 5, 1, 0, 1, 1, 0, 0), frames=3, junk=(0, 2))
     return V
 
 
@@ -507,10 +525,14 @@ def main():
         text = "".join("%s %s\n" % (k, val) for k, val in lines)
         path = os.path.join(OUT, v["name"] + ".kat")
         if check:
-            with open(path) as f:
-                same = f.read() == text
+            if os.path.exists(path):
+                with open(path) as f:
+                    same = f.read() == text
+                verdict = "same" if same else "DIFFERS"
+            else:
+                same, verdict = False, "MISSING"
             mismatches += not same
-            print("%s %s" % ("same" if same else "DIFFERS", v["name"]), file=sys.stderr)
+            print("%s %s" % (verdict, v["name"]), file=sys.stderr)
         else:
             with open(path, "w") as f:
                 f.write(text)
