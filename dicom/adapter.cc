@@ -29,6 +29,7 @@
 #include <algorithm>
 #include <cstring>
 #include <exception>
+#include <atomic>
 #include <chrono>
 #include <mutex>
 #include <new>
@@ -38,6 +39,7 @@
 #include <openjpeg.h>
 
 #include "dcmcrypt_dicom.h"
+#include "prescan.h"
 
 namespace {
 
@@ -133,7 +135,35 @@ struct Loaded {
     DcmFileFormat ff;
     DcmDataset *ds = nullptr;
     std::string ts_uid;
+    uint64_t file_bytes = 0; /* size on disk, the yardstick of what decoding may expand to */
 };
+
+/* Decoded pixels may be at most this many times the file's size (or kDecodedFloor): see
+ * dcmc_dicom_set_max_expansion. */
+std::atomic<unsigned> g_max_expansion{DCMC_DICOM_MAX_EXPANSION_DEFAULT};
+const uint64_t kDecodedFloor = 4u << 20;
+
+/* DCMTK reads nested sequences recursively, without a limit: a small file nesting thousands of
+ * them overflows the stack. Real objects nest a handful of levels (enhanced multi-frame
+ * functional groups about six); anything deeper than this is refused before DCMTK sees it. */
+const unsigned kMaxNesting = 64;
+
+void check_nesting(const char *path)
+{
+    dcmc_prescan_result r;
+    if (dcmc_prescan(path, kMaxNesting, &r) != 0)
+        fail(DCMC_ERR_IO, "cannot read %s: %s", path, strerror(errno));
+    if (r.bad_record_type)
+        fail(DCMC_ERR_FORMAT,
+             "%s: a Directory Record Type (0004,1430) longer than 16 characters: refused "
+             "before parsing (DCMTK 3.6.7 cannot read it safely)",
+             path);
+    if (r.depth > kMaxNesting)
+        fail(DCMC_ERR_UNSUPPORTED,
+             "%s: sequences nested more than %u deep: refused before parsing (no real object "
+             "nests so deep)",
+             path, kMaxNesting);
+}
 
 /* max_read: values longer than this stay on disk until used (DCMTK's lazy loading). */
 void load(const char *path, Loaded &L, bool need_pixels, Uint32 max_read = DCM_MaxReadLength)
@@ -141,7 +171,11 @@ void load(const char *path, Loaded &L, bool need_pixels, Uint32 max_read = DCM_M
     FILE *f = fopen(path, "rb");
     if (!f)
         fail(DCMC_ERR_IO, "cannot open %s: %s", path, strerror(errno));
+    struct stat st;
+    if (fstat(fileno(f), &st) == 0)
+        L.file_bytes = (uint64_t)st.st_size;
     fclose(f);
+    check_nesting(path);
     OFCondition c = L.ff.loadFile(path, EXS_Unknown, EGL_noChange, max_read, ERM_autoDetect);
     if (c.bad())
         fail(DCMC_ERR_FORMAT, "%s: not a readable DICOM object (%s)", path, c.text());
@@ -313,21 +347,59 @@ std::vector<std::vector<Uint8>> j2k_frames(DcmPixelSequence *seq, Uint32 frames)
 
 /* ---- pixel layout and access -------------------------------------------------------------- */
 
+/* Bytes that `n` frames of layout `l` occupy once unpacked (frames byte-aligned), or a failure
+ * when that does not fit in memory at all. Checked before anything of that size is allocated. */
+size_t image_bytes(const dcmc_layout &l, Uint32 n)
+{
+    size_t fb = 0, total = 0;
+    if (dcmc_layout_frame_bytes(&l, &fb) != DCMC_OK || fb == 0 ||
+        __builtin_mul_overflow(fb, (size_t)n, &total))
+        fail(DCMC_ERR_UNSUPPORTED, "%u frames of %ux%u pixels do not fit in memory", (unsigned)n,
+             l.cols, l.rows);
+    return total;
+}
+
 struct Pixels {
     dcmc_layout layout{};
     Uint32 frames = 1;
     size_t frame_bytes = 0;
     std::vector<Uint8> data; /* frames * frame_bytes, frames byte-aligned */
+    /* What the pixel data element held after the last frame, when that is not just what DICOM's
+     * rules would write there (zero bits to the end of the byte, a zero pad byte): junk bits after
+     * a 1-bit image, a non-zero pad byte, surplus bytes. Kept so that decryption is exact. The
+     * tail starts at byte floor(F*L/8) for Bits Allocated 1 (its bits below F*L zero), else at
+     * byte F*frame_bytes. */
+    std::vector<Uint8> tail;
+    bool has_tail = false;
 
-    /* Zeroed room for `n` frames of layout `l` (already checked). */
+    /* Zeroed room for `n` frames of layout `l`: callers have checked the size (image_bytes) against
+     * what the object really holds before asking for it. */
     void reset(const dcmc_layout &l, Uint32 n)
     {
         layout = l;
         frames = n;
         dcmc_layout_frame_bytes(&l, &frame_bytes);
-        data.assign((size_t)n * frame_bytes, 0);
+        data.assign(image_bytes(l, n), 0);
+        tail.clear();
+        has_tail = false;
     }
 };
+
+/* Where the tail of `frames` frames of layout `l` starts, and how long the pixel data element is
+ * when it holds nothing else (frames, then zero bits to a byte boundary, then a pad byte to an
+ * even length). */
+void tail_geometry(const dcmc_layout &l, Uint32 frames, size_t fb, size_t *start, size_t *plain_len)
+{
+    size_t packed;
+    if (l.bits_allocated == 1) {
+        const unsigned long long bits = (unsigned long long)l.rows * l.cols * l.samples * frames;
+        *start = (size_t)(bits / 8);
+        packed = (size_t)((bits + 7) / 8);
+    } else {
+        *start = packed = (size_t)frames * fb;
+    }
+    *plain_len = packed + (packed % 2);
+}
 
 dcmc_layout layout_of(DcmItem *ds)
 {
@@ -363,14 +435,34 @@ void check_layout(const dcmc_layout &l, const std::string &photometric)
              photometric.c_str());
 }
 
-/* Native pixel bytes of the (already decoded) dataset, frames byte-aligned. */
-void native_bytes(DcmDataset *ds, const dcmc_layout &l, Uint32 frames, Pixels &px)
+/* Native pixel bytes of the (already decoded) dataset, frames byte-aligned. Pixel data shorter
+ * than the frames need fails with `short_status` (truncated input; an integrity failure for an
+ * encrypted object, whose header the geometry comes from), before any room is allocated. */
+void native_bytes(DcmDataset *ds, const dcmc_layout &l, Uint32 frames, Pixels &px,
+                  dcmc_status short_status = DCMC_ERR_TRUNCATED)
 {
     DcmElement *el = nullptr;
     if (ds->findAndGetElement(DCM_PixelData, el).bad() || !el)
         fail(DCMC_ERR_FORMAT, "pixel data cannot be read");
+    const Uint32 len = el->getLength();
+    const size_t L = (size_t)l.rows * l.cols * l.samples;
+    if (dcmc_layout_check(&l) != DCMC_OK)
+        fail(DCMC_ERR_UNSUPPORTED, "unsupported pixel layout");
+    /* The declared geometry is checked against the bytes really there before any room is made
+     * for it: a small file must not cost gigabytes. */
+    if (l.bits_allocated == 1) {
+        const unsigned long long need_bits = (unsigned long long)L * frames;
+        if ((unsigned long long)len * 8 < need_bits)
+            fail(short_status, "pixel data holds %u bytes, the image needs %llu bits", len,
+                 need_bits);
+    } else {
+        const size_t need = image_bytes(l, frames);
+        if ((unsigned long long)len < (unsigned long long)need)
+            fail(short_status, "pixel data holds %u bytes, %u frames need %llu", len,
+                 (unsigned)frames, (unsigned long long)need);
+    }
+    /* Only now is the value read (DCMTK loads large values lazily, sized by their length). */
     const Uint8 *bytes = nullptr;
-    Uint32 len = el->getLength();
     if (el->getVR() == EVR_OW) {
         Uint16 *w = nullptr;
         if (el->getUint16Array(w).bad() || (!w && len))
@@ -384,29 +476,33 @@ void native_bytes(DcmDataset *ds, const dcmc_layout &l, Uint32 frames, Pixels &p
     }
     px.reset(l, frames);
     const size_t fb = px.frame_bytes;
-    const size_t L = (size_t)l.rows * l.cols * l.samples;
     if (l.bits_allocated == 1) {
         /* Frames of a 1-bit object follow each other bit after bit (PS3.5 8.1.1). */
-        const unsigned long long need_bits = (unsigned long long)L * frames;
-        if ((unsigned long long)len * 8 < need_bits)
-            fail(DCMC_ERR_TRUNCATED, "pixel data holds %u bytes, the image needs %llu bits", len,
-                 need_bits);
         for (Uint32 f = 0; f < frames; f++)
             for (size_t j = 0; j < L; j++) {
                 unsigned long long bit = (unsigned long long)f * L + j;
                 if ((bytes[bit / 8] >> (bit % 8)) & 1)
                     px.data[f * fb + j / 8] |= (Uint8)(1u << (j % 8));
             }
-        return;
+    } else {
+        memcpy(px.data.data(), bytes, (size_t)frames * fb);
     }
-    if ((unsigned long long)len < (unsigned long long)frames * fb)
-        fail(DCMC_ERR_TRUNCATED, "pixel data holds %u bytes, %u frames need %llu", len,
-             (unsigned)frames, (unsigned long long)frames * fb);
-    memcpy(px.data.data(), bytes, (size_t)frames * fb);
+    size_t start, plain_len;
+    tail_geometry(l, frames, fb, &start, &plain_len);
+    std::vector<Uint8> tail(bytes + start, bytes + len);
+    if (l.bits_allocated == 1 && !tail.empty()) /* the last frame's own bits are not tail */
+        tail[0] &= (Uint8)(0xFFu << ((L * (unsigned long long)frames) % 8));
+    const bool plain = len == plain_len &&
+                       std::all_of(tail.begin(), tail.end(), [](Uint8 v) { return v == 0; });
+    if (!plain) {
+        px.tail.swap(tail);
+        px.has_tail = true;
+    }
 }
 
-/* Replace the pixel data element with native bytes (frames packed as the layout says). */
-void put_native(DcmDataset *ds, const Pixels &px)
+/* Replace the pixel data element with native bytes (frames packed as the layout says), then
+ * `tail` (the original's, on decryption) or, without one, a zero pad byte to an even length. */
+void put_native(DcmDataset *ds, const Pixels &px, const std::vector<Uint8> *tail = nullptr)
 {
     const dcmc_layout &l = px.layout;
     std::vector<Uint8> out;
@@ -421,6 +517,14 @@ void put_native(DcmDataset *ds, const Pixels &px)
                 }
     } else {
         out = px.data;
+    }
+    if (tail) {
+        size_t start, plain_len;
+        tail_geometry(l, px.frames, px.frame_bytes, &start, &plain_len);
+        if (out.size() < start + tail->size())
+            out.resize(start + tail->size(), 0);
+        for (size_t i = 0; i < tail->size(); i++)
+            out[start + i] |= (*tail)[i];
     }
     if (out.size() % 2)
         out.push_back(0); /* DICOM values have even length */
@@ -508,6 +612,26 @@ dcmc_layout cipher_layout(DcmItem *ds)
     return l;
 }
 
+/* Compressed pixel data (encapsulated, or a deflated dataset) is decoded into Rows x Columns x
+ * Frames, which its decoders allocate before they find out whether the data is there: a 40 KB
+ * file can declare gigabytes. Refuse a declared size beyond the expansion limit before any
+ * decoder runs (a decompression bomb costs nothing but this check). */
+void check_expansion(const Loaded &L, const dcmc_layout &l, Uint32 frames)
+{
+    if (dcmc_layout_check(&l) != DCMC_OK)
+        return; /* refused with a clearer message by check_layout */
+    const uint64_t decoded = image_bytes(l, frames);
+    const uint64_t ratio = g_max_expansion.load(std::memory_order_relaxed);
+    uint64_t limit = L.file_bytes > UINT64_MAX / ratio ? UINT64_MAX : L.file_bytes * ratio;
+    if (limit < kDecodedFloor)
+        limit = kDecodedFloor;
+    if (decoded > limit)
+        fail(DCMC_ERR_UNSUPPORTED,
+             "the pixel data would decode to %.1f MB from a %.1f KB file (more than %llux): "
+             "refused as a possible decompression bomb (--max-expansion raises the limit)",
+             decoded / 1e6, L.file_bytes / 1e3, (unsigned long long)ratio);
+}
+
 /* Decode whatever the object holds to native bytes (DCMTK's codecs, or OpenJPEG). */
 void decode_pixels(Loaded &L, Pixels &px)
 {
@@ -516,6 +640,8 @@ void decode_pixels(Loaded &L, Pixels &px)
     const Uint32 frames = frames_of(ds);
     DcmXfer x(L.ts_uid.c_str());
     const bool encapsulated = x.isEncapsulated() || pixel_sequence(ds) != nullptr;
+    if (encapsulated || x.getXfer() == EXS_DeflatedLittleEndianExplicit)
+        check_expansion(L, l, frames);
     if (encapsulated && is_j2k(L.ts_uid)) {
         check_layout(l, "");
         if (l.bits_allocated != 8 && l.bits_allocated != 16)
@@ -605,8 +731,10 @@ bool is_overlay_data(const DcmTagKey &k)
            k.getElement() == 0x3000;
 }
 
-/* Protected bytes: version, original transfer syntax UID, then a dataset of the originals. */
-std::vector<Uint8> protect(DcmDataset *ds, const std::string &ts_uid)
+/* Protected bytes (docs/dicom.md): version, original transfer syntax UID, in version 2 the pixel
+ * data tail, then a dataset of the originals. Version 1 where there is no tail, so that what
+ * every earlier release wrote stays what an ordinary object gives. */
+std::vector<Uint8> protect(DcmDataset *ds, const std::string &ts_uid, const Pixels &px)
 {
     DcmDataset prot;
     for (const DcmTagKey &k : kTouched) {
@@ -621,11 +749,24 @@ std::vector<Uint8> protect(DcmDataset *ds, const std::string &ts_uid)
     }
     const E_TransferSyntax xfer = EXS_LittleEndianExplicit;
     Uint32 len = prot.calcElementLength(xfer, EET_ExplicitLength);
-    std::vector<Uint8> buf(2 + ts_uid.size() + len + 64);
-    buf[0] = 1;
+    if (ts_uid.size() > 64)
+        fail(DCMC_ERR_FORMAT, "transfer syntax UID longer than 64 characters");
+    const size_t tail_room = px.has_tail ? 4 + px.tail.size() : 0;
+    std::vector<Uint8> buf(2 + ts_uid.size() + tail_room + len + 64);
+    buf[0] = px.has_tail ? 2 : 1;
     buf[1] = (Uint8)ts_uid.size();
     memcpy(buf.data() + 2, ts_uid.data(), ts_uid.size());
     size_t off = 2 + ts_uid.size();
+    if (px.has_tail) {
+        if (px.tail.size() > 0xFFFFFFFFu)
+            fail(DCMC_ERR_UNSUPPORTED, "pixel data tail too long");
+        const Uint32 tl = (Uint32)px.tail.size();
+        for (int i = 0; i < 4; i++)
+            buf[off + i] = (Uint8)(tl >> (8 * i));
+        if (tl)
+            memcpy(buf.data() + off + 4, px.tail.data(), tl);
+        off += 4 + tl;
+    }
     DcmOutputBufferStream os(buf.data() + off, (offile_off_t)(buf.size() - off));
     prot.transferInit();
     OFCondition c = prot.write(os, xfer, EET_ExplicitLength, nullptr);
@@ -639,12 +780,24 @@ std::vector<Uint8> protect(DcmDataset *ds, const std::string &ts_uid)
     return buf;
 }
 
-void restore(DcmDataset *ds, const Uint8 *p, size_t n, std::string &ts_uid)
+/* Put the protected originals back; `px` gets the pixel data tail of a version 2 block. */
+void restore(DcmDataset *ds, const Uint8 *p, size_t n, std::string &ts_uid, Pixels &px)
 {
-    if (n < 2 || p[0] != 1 || (size_t)2 + p[1] > n)
+    if (n < 2 || (p[0] != 1 && p[0] != 2) || (size_t)2 + p[1] > n)
         fail(DCMC_ERR_FORMAT, "protected attributes are malformed");
     ts_uid.assign(reinterpret_cast<const char *>(p + 2), p[1]);
     size_t off = 2 + (size_t)p[1];
+    if (p[0] == 2) {
+        if (n - off < 4)
+            fail(DCMC_ERR_FORMAT, "protected attributes are malformed");
+        const size_t tl = (size_t)p[off] | (size_t)p[off + 1] << 8 | (size_t)p[off + 2] << 16 |
+                          (size_t)p[off + 3] << 24;
+        if (n - off - 4 < tl)
+            fail(DCMC_ERR_FORMAT, "protected attributes are malformed");
+        px.tail.assign(p + off + 4, p + off + 4 + tl);
+        px.has_tail = true;
+        off += 4 + tl;
+    }
     DcmDataset prot;
     if (n > off) {
         DcmInputBufferStream is;
@@ -793,7 +946,7 @@ void encrypt(const char *in, const char *out, const dcmc_key *key, const dcmc_kd
     DcmDataset *ds = L.ds;
     const uint64_t t1 = now_ns();
 
-    std::vector<Uint8> attrs = protect(ds, L.ts_uid);
+    std::vector<Uint8> attrs = protect(ds, L.ts_uid, px);
     dcmc_header hdr;
     uint8_t *payload = nullptr;
     size_t payload_len = 0;
@@ -891,21 +1044,38 @@ void encrypt(const char *in, const char *out, const dcmc_key *key, const dcmc_kd
     }
 }
 
-void read_block(DcmDataset *ds, dcmc_header &hdr, std::vector<Uint8> &payload, const char *in)
+/* The header and, if `payload` is given, the payload of our private block. Everything here is
+ * untrusted until the MAC is checked: the payload's length is compared with the header's before
+ * anything is copied. */
+void read_block(DcmDataset *ds, dcmc_header &hdr, std::vector<Uint8> *payload, const char *in)
 {
     const int block = find_block(ds);
     if (block < 0)
         fail(DCMC_ERR_NOT_ENCRYPTED, "%s was not encrypted by dcmcrypt", in);
     std::vector<Uint8> hb = get_ob(ds, DcmTagKey(kGroup, (Uint16)(block << 8 | 0x01)));
-    payload = get_ob(ds, DcmTagKey(kGroup, (Uint16)(block << 8 | 0x02)));
+    if (hb.empty())
+        fail(DCMC_ERR_FORMAT, "%s: the dcmcrypt header element (0011,%02x01) is missing", in,
+             block);
     dcmc_status st = dcmc_header_read(hb.data(), hb.size(), &hdr);
     if (st != DCMC_OK)
         fail(st == DCMC_ERR_UNSUPPORTED ? st : DCMC_ERR_FORMAT,
              "%s: the dcmcrypt header is damaged or of an unknown version (%s)", in,
              dcmc_status_str(st));
-    /* DICOM pads odd-length values with one byte; the header says the real length. */
-    if (payload.size() == hdr.payload_bytes + 1 && payload.back() == 0)
-        payload.pop_back();
+    if (!payload)
+        return;
+    const Uint8 *p = nullptr;
+    unsigned long n = 0;
+    const DcmTagKey pk(kGroup, (Uint16)(block << 8 | 0x02));
+    if (ds->findAndGetUint8Array(pk, p, &n).bad() || (!p && n))
+        fail(DCMC_ERR_INTEGRITY, "%s: the encrypted payload (0011,%02x02) is missing", in, block);
+    /* DICOM pads an odd-length value with one zero byte; the header says the real length. */
+    const uint64_t want = hdr.payload_bytes;
+    if (!(n == want || (want < n && n - want == 1 && p[n - 1] == 0)))
+        fail(DCMC_ERR_INTEGRITY,
+             "%s: the encrypted payload holds %lu bytes, its header says %llu: the object was "
+             "changed or damaged",
+             in, n, (unsigned long long)want);
+    payload->assign(p, p + want);
 }
 
 void peek(const char *in, dcmc_header *hdr)
@@ -913,8 +1083,7 @@ void peek(const char *in, dcmc_header *hdr)
     init_once();
     Loaded L;
     load(in, L, false);
-    std::vector<Uint8> payload;
-    read_block(L.ds, *hdr, payload, in);
+    read_block(L.ds, *hdr, nullptr, in);
 }
 
 /* An encrypted object, its header, payload and encrypted pixels, checked for what can be
@@ -936,7 +1105,7 @@ void load_encrypted(const char *in, Encrypted &E)
         fail(DCMC_ERR_UNSUPPORTED, "big-endian hosts are not supported");
     load(in, L, false);
     DcmDataset *ds = L.ds;
-    read_block(ds, hdr, E.payload, in);
+    read_block(ds, hdr, &E.payload, in);
     if (!ds->tagExists(DCM_PixelData))
         fail(DCMC_ERR_INTEGRITY, "%s: the encrypted pixel data is missing", in);
     if (DcmXfer(L.ts_uid.c_str()).isEncapsulated())
@@ -945,7 +1114,10 @@ void load_encrypted(const char *in, Encrypted &E)
     dcmc_layout l = cipher_layout(ds);
     if (memcmp(&l, &hdr.layout, sizeof l) != 0 || frames_of(ds) != hdr.frames)
         fail(DCMC_ERR_INTEGRITY, "%s: image attributes no longer match the encrypted pixels", in);
-    native_bytes(ds, hdr.layout, hdr.frames, px);
+    native_bytes(ds, hdr.layout, hdr.frames, px, DCMC_ERR_INTEGRITY);
+    /* Encryption writes the frames and at most a zero pad byte: anything else was added later. */
+    if (px.has_tail)
+        fail(DCMC_ERR_INTEGRITY, "%s: the pixel data holds more than the encrypted frames", in);
 }
 
 void decrypt(const char *in, const char *out, const dcmc_key *key, int threads,
@@ -973,7 +1145,7 @@ void decrypt(const char *in, const char *out, const dcmc_key *key, int threads,
         fail(st, "%s: %s", in, dcmc_status_str(st));
     std::string ts;
     try {
-        restore(ds, attrs, alen, ts);
+        restore(ds, attrs, alen, ts, px);
     } catch (...) {
         dcmc_free(attrs, alen);
         throw;
@@ -983,7 +1155,7 @@ void decrypt(const char *in, const char *out, const dcmc_key *key, int threads,
     for (unsigned e = 0; e <= 0xFF; e++)
         ds->findAndDeleteElement(DcmTagKey(kGroup, (Uint16)(block << 8 | e)));
     ds->findAndDeleteElement(DcmTagKey(kGroup, (Uint16)block));
-    put_native(ds, px);
+    put_native(ds, px, px.has_tail ? &px.tail : nullptr);
     /* Record the syntax we really write in the meta header before encoders look at it. */
     const uint64_t t2 = now_ns();
     E_TransferSyntax xfer = output_xfer(ds, ts);
@@ -1061,6 +1233,7 @@ void dicomdir_write(const char *in, const char *out, const char *root, const cha
 {
     init_once();
     std::string fsid, descriptor;
+    check_nesting(in);
     {
         DcmFileFormat ff;
         if (ff.loadFile(in, EXS_Unknown, EGL_noChange, 4096, ERM_autoDetect).good()) {
@@ -1184,6 +1357,12 @@ extern "C" dcmc_status dcmc_dicom_read_pixels(const char *in, dcmc_dicom_info *i
         *pixels = buf;
         *len = px.data.size();
     });
+}
+
+extern "C" void dcmc_dicom_set_max_expansion(unsigned ratio)
+{
+    g_max_expansion.store(ratio ? ratio : DCMC_DICOM_MAX_EXPANSION_DEFAULT,
+                          std::memory_order_relaxed);
 }
 
 extern "C" const char *dcmc_dicom_versions(void)

@@ -90,6 +90,13 @@ dcmc_status dcmc_dicomdir_write(const char *in, const char *out, const char *roo
 /* Versions of DCMTK and OpenJPEG in use, one line. */
 const char *dcmc_dicom_versions(void);
 
+/* Compressed pixel data (encapsulated or deflated) may declare a decoded size of at most this
+ * many times the file's size, or 4 MiB, whichever is larger; beyond it the object is refused
+ * (DCMC_ERR_UNSUPPORTED) before any decoder allocates anything. Process-wide; 0 restores the
+ * default. Lossless clinical data compresses 2-5x, lossy 10-50x. */
+#define DCMC_DICOM_MAX_EXPANSION_DEFAULT 64u
+void dcmc_dicom_set_max_expansion(unsigned ratio);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,43 +1,84 @@
 #!/bin/sh
-# Build the libFuzzer targets with clang, ASan and UBSan, and run each for a bounded time
-# (default 60 s, or $1), seeded with sample-data/dicom, the study tree's DICOMDIRs and objects
-# encrypted with the fixed fuzzing key. Exits non-zero if a fuzzer finds a crash, a leak or undefined behaviour.
+# Fuzzing of every parser of untrusted input (libFuzzer, clang, ASan + UBSan + LeakSanitizer).
+#
+#   scripts/fuzz.sh            CI's run, deterministic: replays the regression corpus
+#                              (tests/fuzz/regressions: every past finding), then fuzzes each
+#                              target from a fixed seed for a fixed number of runs. Same tree,
+#                              same result: nothing random decides whether CI passes.
+#   scripts/fuzz.sh --long S   open-ended search for new findings: a random seed, S seconds per
+#                              target (the labelled long run, `ctest -L long` runs it for 600 s).
+#
+# Seeds: sample-data/dicom, the study tree's DICOMDIRs, crafted hostile objects
+# (tests/hostile/*.py) and objects encrypted with the fixed fuzzing key. Findings go to
+# build-fuzz/findings/ (never into the source tree) and fail the run; a real finding, once fixed,
+# is added to tests/fuzz/regressions/ so that every later run replays it.
 set -eu
 cd "$(dirname "$0")/.."
-seconds=${1:-60}
+mode=ci
+seconds=0
+if [ "${1:-}" = --long ]; then
+  mode=long
+  seconds=${2:-600}
+fi
+# Fixed runs per target in CI (about a minute each on 2 cores).
+runs_header=${DCMC_FUZZ_RUNS_HEADER:-200000}
+runs_dicom=${DCMC_FUZZ_RUNS_DICOM:-16000}
+
 ./scripts/install-deps.sh
 CC=clang CXX=clang++ cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DDCMC_FUZZ=ON \
   -DDCMC_SANITIZE=ON -DDCMC_OPENMP=OFF -DDCMC_TESTS=OFF >/dev/null
 cmake --build build-fuzz -j "$(nproc)" >/dev/null
 seeds=build-fuzz/seeds
-rm -rf "$seeds" && mkdir -p "$seeds/dicom" "$seeds/header"
-cp sample-data/dicom/*.dcm tests/fuzz/regressions/* "$seeds/dicom/"  # past findings stay in the corpus
+rm -rf "$seeds" build-fuzz/findings && mkdir -p "$seeds/dicom" "$seeds/header" build-fuzz/findings
+cp sample-data/dicom/*.dcm "$seeds/dicom/"
 for d in sample-data/study-tree/pydicom-dicomdirtests/DICOMDIR*; do cp "$d" "$seeds/dicom/"; done
-printf '4242424242424242424242424242424242424242424242424242424242424242\n' > build-fuzz/fuzz.key
-for f in sample-data/dicom/pydicom_CT_small_128x128.dcm sample-data/dicom/pydicom_rtdose_32bit_15frames.dcm \
-         sample-data/dicom/highdicom_seg_image_ct_binary_overlap_1bit_8frames.dcm; do
-  build-fuzz/bin/dcmencrypt -q --key-file build-fuzz/fuzz.key "$f" "$seeds/dicom/enc-$(basename "$f")" || true
-done
+/usr/bin/python3 tests/hostile/craft.py plain "$seeds/dicom"
+/usr/bin/python3 tests/hostile/craft.py bit1 "$seeds/dicom/bit1.dcm"
+/usr/bin/python3 tests/hostile/make_hostile.py "$seeds/dicom"
+# Encrypted seeds are committed (tests/fuzz/seeds, key 42...42, passphrase "fuzz pass phrase"):
+# made at run time they would differ by their random nonces, and so would the fuzzing.
+cp tests/fuzz/seeds/* "$seeds/dicom/"
+/usr/bin/python3 tests/hostile/craft.py encrypted tests/fuzz/seeds/enc-pydicom_CT_small_128x128.dcm "$seeds/dicom"
 /usr/bin/python3 - "$seeds" <<'PY'
 import glob, sys
-for p in glob.glob(sys.argv[1] + "/dicom/enc-*"):
+for p in sorted(glob.glob(sys.argv[1] + "/dicom/enc-*")):
     b = open(p, "rb").read()
     i = b.find(b"DCMCRYPT\x01\x00\x00\x00")
     if i >= 0:
         open(sys.argv[1] + "/header/" + p.split("/")[-1], "wb").write(b[i:i + 128])
 PY
 export ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
-# Findings go to build-fuzz/findings/ (never into the source tree); any finding fails the run.
-mkdir -p build-fuzz/findings
+
+# 1. Every past finding, once each, through every target that reads DICOM.
+regressions=$(ls tests/fuzz/regressions/* | grep -v README)
+if ! build-fuzz/bin/fuzz_dicom $regressions > build-fuzz/fuzz_regressions.log 2>&1; then
+  tail -40 build-fuzz/fuzz_regressions.log >&2
+  echo "a past finding fails again: see build-fuzz/fuzz_regressions.log" >&2
+  exit 1
+fi
+echo "fuzzing: $(echo "$regressions" | wc -l) regression inputs replayed"
+
+# 2. Mutation: fixed seed and run count in CI; random seed and a time budget in the long run.
 for target in header dicom; do
   extra=""
   [ "$target" = dicom ] && extra="-max_len=1048576 -rss_limit_mb=4096"
-  if ! build-fuzz/bin/fuzz_$target -max_total_time="$seconds" -print_final_stats=1 \
+  if [ "$mode" = ci ]; then
+    eval runs=\$runs_$target
+    bound="-seed=1 -runs=$runs"
+  else
+    bound="-max_total_time=$seconds"
+  fi
+  if ! build-fuzz/bin/fuzz_$target $bound -print_final_stats=1 \
        -artifact_prefix=build-fuzz/findings/ $extra "$seeds/$target" > build-fuzz/fuzz_$target.log 2>&1; then
     tail -40 build-fuzz/fuzz_$target.log >&2
     echo "fuzz_$target found a problem: see build-fuzz/findings/ and build-fuzz/fuzz_$target.log" >&2
     exit 1
   fi
-  tail -3 build-fuzz/fuzz_$target.log
+  grep -E "stat::number_of_executed_units|stat::peak_rss_mb" build-fuzz/fuzz_$target.log | tr '\n' ' '
+  echo "(fuzz_$target)"
 done
-echo "fuzzing: no crash in $seconds s per target"
+if [ "$mode" = ci ]; then
+  echo "fuzzing: no finding (fixed seed 1; $runs_header header runs, $runs_dicom DICOM runs)"
+else
+  echo "fuzzing: no finding in $seconds s per target"
+fi

@@ -23,6 +23,7 @@ static const suite_entry k_suites[] = {
     {"kat", dcmc_test_register_kat},
     {"stats", dcmc_test_register_stats},
     {"dicom", dcmc_test_register_dicom},
+    {"prescan", dcmc_test_register_prescan},
 };
 
 int main(int argc, char **argv)
