@@ -4,19 +4,26 @@
  * secret from the command line, and output through a temporary file and an atomic rename, so an
  * interrupted or failed run leaves no half-written output.
  */
-#define _POSIX_C_SOURCE 200809L
+#define _GNU_SOURCE /* O_TMPFILE, MAP_ANONYMOUS, madvise */
 #include "cli.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/random.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <termios.h>
+#include <time.h>
 #include <unistd.h>
 
 #define PASS_MAX 4096
@@ -31,6 +38,9 @@ static const char *k_usage_enc =
     "      --passphrase-file FILE passphrase in the first line of FILE (scrypt)\n"
     "      --passphrase-env VAR   passphrase in environment variable VAR\n"
     "                             (default: ask on the terminal, without echo)\n"
+    "      --scrypt-max-mib N     refuse scrypt costs above N MiB (default 256)\n"
+    "      --max-expansion N      refuse compressed pixel data that would decode to more\n"
+    "                             than N times the file's size (default 64; 4 MiB always)\n"
     "cipher:\n"
     "      --preset NAME          at-resnet-cm (default) or resnet-cm\n"
     "      --no-standard-layer    chaos keystream without ChaCha20 (research only)\n"
@@ -58,6 +68,9 @@ static const char *k_usage_dec =
     "      --passphrase-file FILE passphrase in the first line of FILE\n"
     "      --passphrase-env VAR   passphrase in environment variable VAR\n"
     "                             (default: ask on the terminal, without echo)\n"
+    "      --scrypt-max-mib N     refuse scrypt costs above N MiB (default 256)\n"
+    "      --max-expansion N      refuse compressed pixel data that would decode to more\n"
+    "                             than N times the file's size (default 64; 4 MiB always)\n"
     "      --threads N            threads (default: all cores; OMP_NUM_THREADS respected)\n"
     "trees (--recurse):\n"
     "  -r, --recurse              dir-in and dir-out are directories: convert the whole tree\n"
@@ -105,7 +118,9 @@ static int usage_error(cli *c, const char *fmt, const char *arg)
 
 int cli_parse(cli *c, int argc, char **argv)
 {
+    cli_harden(); /* first: nothing secret exists yet */
     dcmc_options_default(&c->opt);
+    c->scrypt_max_mib = DCMC_SCRYPT_MAX_MIB_DEFAULT;
     const char *pos[2];
     int npos = 0, nkeys = 0;
     for (int i = 1; i < argc; i++) {
@@ -159,6 +174,22 @@ int cli_parse(cli *c, int argc, char **argv)
             if (*end || t < 1 || t > 1024)
                 return usage_error(c, "--threads needs a number from 1 to 1024, not '%s'", val);
             c->opt.threads = (int)t;
+        } else if (!strcmp(a, "--scrypt-max-mib")) {
+            NEEDS_VALUE();
+            char *end;
+            long long m = strtoll(val, &end, 10);
+            if (*end || m < 1 || m > (1ll << 20))
+                return usage_error(c, "--scrypt-max-mib needs a number from 1 to 1048576, not '%s'",
+                                   val);
+            c->scrypt_max_mib = (uint64_t)m;
+        } else if (!strcmp(a, "--max-expansion")) {
+            NEEDS_VALUE();
+            char *end;
+            long m = strtol(val, &end, 10);
+            if (*end || m < 1 || m > 1000000)
+                return usage_error(c, "--max-expansion needs a number from 1 to 1000000, not '%s'",
+                                   val);
+            c->max_expansion = (unsigned)m;
         } else if (!strcmp(a, "-r") || !strcmp(a, "--recurse")) {
             c->recurse = 1;
         } else if (!strcmp(a, "-j") || !strcmp(a, "--jobs")) {
@@ -201,6 +232,7 @@ int cli_parse(cli *c, int argc, char **argv)
                                     "--passphrase-env");
     c->in = pos[0];
     c->out = pos[1];
+    dcmc_dicom_set_max_expansion(c->max_expansion); /* 0: the default */
     return -1;
 }
 
@@ -224,61 +256,147 @@ int cli_exit_code(dcmc_status st)
 
 /* ---- secrets ---- */
 
-static char *read_pass_file(const char *path, size_t *len)
+/* Passphrases live in pages of their own that core dumps leave out (MADV_DONTDUMP) and that are
+ * kept out of swap where the limits allow (mlock); they are wiped before they are unmapped. */
+#define SECRET_BYTES (2 * PASS_MAX)
+
+static char *secret_alloc(void)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f)
+    void *p = mmap(NULL, SECRET_BYTES, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED)
         return NULL;
-    char *buf = calloc(1, PASS_MAX + 1);
-    size_t n = buf ? fread(buf, 1, PASS_MAX, f) : 0;
-    fclose(f);
-    if (!buf)
+    madvise(p, SECRET_BYTES, MADV_DONTDUMP);
+    (void)mlock(p, SECRET_BYTES); /* best effort: RLIMIT_MEMLOCK may be small */
+    return p;
+}
+
+static void secret_release(char *p)
+{
+    if (!p)
+        return;
+    dcmc_wipe(p, SECRET_BYTES);
+    munlock(p, SECRET_BYTES);
+    munmap(p, SECRET_BYTES);
+}
+
+void cli_harden(void)
+{
+    /* A core file of a crash would hold the key in clear: no core files, and no ptrace by other
+     * processes of the same user (the process is not dumpable). */
+    struct rlimit none = {0, 0};
+    setrlimit(RLIMIT_CORE, &none);
+    prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+}
+
+/* Up to PASS_MAX + 1 bytes from fd (stopping at a newline when `line`), with no stdio buffer
+ * holding a copy. -1 on a read error. */
+static ssize_t read_secret(int fd, char *buf, int line)
+{
+    size_t n = 0;
+    while (n < PASS_MAX + 1) {
+        ssize_t r = read(fd, buf + n, PASS_MAX + 1 - n);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0)
+            return -1;
+        if (r == 0)
+            break;
+        n += (size_t)r;
+        if (line && memchr(buf, '\n', n))
+            break;
+    }
+    return (ssize_t)n;
+}
+
+/* The passphrase is the first line: the bytes before the first LF, one trailing CR removed, at
+ * most PASS_MAX bytes (a longer one is refused, never cut short: a cut passphrase would decrypt
+ * nothing later). NULL with *err set: errno, or EOVERFLOW for too long. */
+static char *first_line(char *buf, ssize_t n, size_t *len, int *err)
+{
+    if (n < 0) {
+        *err = errno;
+        secret_release(buf);
         return NULL;
-    /* The first line is the passphrase; a trailing newline is not part of it. */
-    char *nl = memchr(buf, '\n', n);
-    if (nl)
-        n = (size_t)(nl - buf);
-    if (n > 0 && buf[n - 1] == '\r')
-        n--;
-    buf[n] = '\0';
-    *len = n;
+    }
+    char *nl = memchr(buf, '\n', (size_t)n);
+    size_t l = nl ? (size_t)(nl - buf) : (size_t)n;
+    if (l > 0 && buf[l - 1] == '\r')
+        l--;
+    if (l > PASS_MAX) {
+        *err = EOVERFLOW;
+        secret_release(buf);
+        return NULL;
+    }
+    memset(buf + l, 0, SECRET_BYTES - l); /* nothing after the passphrase stays around */
+    *len = l;
     return buf;
 }
 
-static char *prompt_pass(const char *prompt, size_t *len)
+static char *read_pass_file(const char *path, size_t *len, int *err)
 {
-    FILE *tty = fopen("/dev/tty", "r+");
-    if (!tty)
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    char *buf = fd >= 0 ? secret_alloc() : NULL;
+    if (!buf) {
+        *err = errno;
+        if (fd >= 0)
+            close(fd);
         return NULL;
+    }
+    ssize_t n = read_secret(fd, buf, 0);
+    close(fd);
+    return first_line(buf, n, len, err);
+}
+
+static char *prompt_pass(const char *prompt, size_t *len, int *err)
+{
+    int fd = open("/dev/tty", O_RDWR | O_CLOEXEC);
+    char *buf = fd >= 0 ? secret_alloc() : NULL;
+    if (!buf) {
+        *err = errno;
+        if (fd >= 0)
+            close(fd);
+        return NULL;
+    }
     struct termios old, quiet;
-    int fd = fileno(tty), restored = tcgetattr(fd, &old) != 0;
-    if (!restored) {
+    const int restore = tcgetattr(fd, &old) == 0;
+    if (restore) {
         quiet = old;
         quiet.c_lflag &= ~(tcflag_t)ECHO;
         tcsetattr(fd, TCSAFLUSH, &quiet);
     }
-    fputs(prompt, tty);
-    fflush(tty);
-    char *buf = calloc(1, PASS_MAX + 1);
-    if (buf && !fgets(buf, PASS_MAX, tty))
-        buf[0] = '\0';
-    if (!restored)
+    /* Plain write(2) and read(2) on the terminal: no stdio stream switching between reading and
+     * writing, and no stdio buffer with the passphrase in it. */
+    if (write(fd, prompt, strlen(prompt)) < 0) {
+        /* nothing to do: the read below still works */
+    }
+    ssize_t n = read_secret(fd, buf, 1);
+    const int read_errno = errno;
+    if (restore)
         tcsetattr(fd, TCSAFLUSH, &old);
-    fputc('\n', tty);
-    fclose(tty);
-    if (!buf)
-        return NULL;
-    size_t n = strcspn(buf, "\r\n");
-    buf[n] = '\0';
-    *len = n;
-    return buf;
+    if (write(fd, "\n", 1) < 0) {
+        /* the echo-less prompt just stays on its line */
+    }
+    close(fd);
+    errno = read_errno;
+    return first_line(buf, n, len, err);
+}
+
+/* Warn when a file holding a key or passphrase can be read by other users. */
+static void check_private(const cli *c, const char *what, const char *path)
+{
+    struct stat st;
+    if (c->verbosity >= 0 && stat(path, &st) == 0 && S_ISREG(st.st_mode) && (st.st_mode & 077))
+        cli_error(c, "warning: %s %s can be read by other users (mode %04o): chmod 600 %s", what,
+                  path, (unsigned)(st.st_mode & 07777), path);
 }
 
 int cli_secret_get(const cli *c, cli_secret *s, int confirm)
 {
     memset(s, 0, sizeof *s);
     dcmc_status st;
+    int err = 0;
     if (c->key_file) {
+        check_private(c, "key file", c->key_file);
         if ((st = dcmc_key_read_file(c->key_file, &s->key)) != DCMC_OK) {
             cli_error(c, "key file %s: %s", c->key_file,
                       st == DCMC_ERR_IO ? strerror(errno) : "not 64 hex characters or 32 bytes");
@@ -301,29 +419,43 @@ int cli_secret_get(const cli *c, cli_secret *s, int confirm)
         return -1;
     }
     if (c->pass_file) {
-        s->pass = read_pass_file(c->pass_file, &s->pass_len);
+        check_private(c, "passphrase file", c->pass_file);
+        s->pass = read_pass_file(c->pass_file, &s->pass_len, &err);
         if (!s->pass) {
-            cli_error(c, "passphrase file %s: %s", c->pass_file, strerror(errno));
+            cli_error(c, "passphrase file %s: %s", c->pass_file,
+                      err == EOVERFLOW ? "the first line is longer than 4096 bytes"
+                                       : strerror(err));
             return EXIT_USAGE;
         }
     } else if (c->pass_env) {
-        const char *v = getenv(c->pass_env);
+        char *v = getenv(c->pass_env);
         if (!v) {
             cli_error(c, "environment variable %s is not set", c->pass_env);
             return EXIT_USAGE;
         }
         s->pass_len = strlen(v);
-        s->pass = strdup(v);
+        if (s->pass_len > PASS_MAX) {
+            cli_error(c, "environment variable %s: the passphrase is longer than 4096 bytes",
+                      c->pass_env);
+            return EXIT_USAGE;
+        }
+        if ((s->pass = secret_alloc()) != NULL)
+            memcpy(s->pass, v, s->pass_len);
+        /* Child processes (and /proc/PID/environ) must not see it: wipe the value where the
+         * environment keeps it, then remove the variable. */
+        dcmc_wipe(v, strlen(v));
+        unsetenv(c->pass_env);
     } else if (isatty(STDIN_FILENO)) {
-        s->pass = prompt_pass("Passphrase: ", &s->pass_len);
+        s->pass = prompt_pass("Passphrase: ", &s->pass_len, &err);
+        if (!s->pass && err == EOVERFLOW) {
+            cli_error(c, "the passphrase is longer than 4096 bytes");
+            return EXIT_USAGE;
+        }
         if (s->pass && confirm) {
             size_t l2 = 0;
-            char *again = prompt_pass("Passphrase (again): ", &l2);
+            char *again = prompt_pass("Passphrase (again): ", &l2, &err);
             int same = again && l2 == s->pass_len && memcmp(again, s->pass, l2) == 0;
-            if (again) {
-                dcmc_wipe(again, l2);
-                free(again);
-            }
+            secret_release(again);
             if (!same) {
                 cli_secret_free(s);
                 cli_error(c, "the passphrases differ");
@@ -345,24 +477,265 @@ int cli_secret_get(const cli *c, cli_secret *s, int confirm)
 
 void cli_secret_free(cli_secret *s)
 {
-    if (s->pass) {
-        dcmc_wipe(s->pass, s->pass_len);
-        free(s->pass);
-    }
+    secret_release(s->pass);
     dcmc_wipe(s, sizeof *s);
 }
 
 /* ---- output ---- */
 
-static volatile sig_atomic_t g_have_tmp;
-static char g_tmp[PATH_MAX];
+/* Six characters for a temporary's name. They only need to differ between tries (O_EXCL and
+ * EEXIST make names unique), so the clock stands in when getrandom cannot answer. */
+static void random_suffix(char out[7])
+{
+    static const char k_chars[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    static atomic_uint counter;
+    unsigned char r[6];
+    if (getrandom(r, sizeof r, GRND_NONBLOCK) != (ssize_t)sizeof r) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        uint64_t v = (uint64_t)ts.tv_nsec ^ (uint64_t)ts.tv_sec << 30 ^
+                     (uint64_t)atomic_fetch_add(&counter, 1) << 40;
+        for (size_t i = 0; i < sizeof r; i++, v >>= 8)
+            r[i] = (unsigned char)v;
+    }
+    for (size_t i = 0; i < sizeof r; i++)
+        out[i] = k_chars[r[i] % (sizeof k_chars - 1)];
+    out[6] = '\0';
+}
+
+/* NAME CLI_TMP_TAG PID-XXXXXX: the PID tells a later run whether the run that made it still
+ * exists; NAME tells a sharded batch whose it is. */
+static int tmp_name(char *buf, size_t len, const char *name)
+{
+    char sfx[7];
+    random_suffix(sfx);
+    if ((size_t)snprintf(buf, len, "%s" CLI_TMP_TAG "%ld-%s", name, (long)getpid(), sfx) >= len) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    return 0;
+}
+
+int cli_fd_path(char *buf, size_t len, int fd)
+{
+    struct stat a, b;
+    snprintf(buf, len, "/proc/self/fd/%d", fd);
+    return fstat(fd, &a) == 0 && stat(buf, &b) == 0 && a.st_dev == b.st_dev &&
+                   a.st_ino == b.st_ino
+               ? 0
+               : -1;
+}
+
+int cli_tmp_create(cli_tmp *t, int dirfd, const char *dirpath, const char *name, int need_name)
+{
+    t->fd = -1;
+    t->dirfd = dirfd;
+    t->named = 0;
+    t->tmpname[0] = '\0';
+    if (!need_name) {
+        /* No name until it is complete: SIGKILL, a crash or a power cut leave nothing, and
+         * writers (DCMTK) reach the file through /proc/self/fd/N. */
+        t->fd = openat(dirfd, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+        if (t->fd >= 0 && cli_fd_path(t->path, sizeof t->path, t->fd) == 0)
+            return 0;
+        /* Only "this file system cannot" falls back; EROFS, EACCES, ENOSPC would fail again. */
+        if (t->fd < 0 && errno != EOPNOTSUPP && errno != EISDIR && errno != EINVAL &&
+            errno != ENOENT)
+            return -1;
+        if (t->fd >= 0) { /* no /proc: nobody could write to it by path */
+            close(t->fd);
+            t->fd = -1;
+        }
+    }
+    /* Named: through /proc/self/fd/DIRFD where possible, so that writers reach this directory
+     * and not whatever a path names by now. */
+    char dir[PATH_MAX];
+    if (cli_fd_path(dir, sizeof dir, dirfd) != 0 &&
+        (size_t)snprintf(dir, sizeof dir, "%s", dirpath) >= sizeof dir) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    for (int tries = 0; tries < 100 && t->fd < 0; tries++) {
+        if (tmp_name(t->tmpname, sizeof t->tmpname, name) != 0)
+            return -1;
+        t->fd = openat(dirfd, t->tmpname, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+        if (t->fd < 0 && errno != EEXIST)
+            return -1;
+    }
+    if (t->fd < 0)
+        return -1;
+    t->named = 1;
+    if ((size_t)snprintf(t->path, sizeof t->path, "%s/%s", dir, t->tmpname) >= sizeof t->path) {
+        cli_tmp_close(t);
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    return 0;
+}
+
+int cli_tmp_publish(cli_tmp *t, const char *name, unsigned mode)
+{
+    if (t->named) {
+        /* The writer may have replaced the file by a rename of its own (DCMTK's DICOMDIR):
+         * sync and chmod what the name holds now. */
+        int fd = openat(t->dirfd, t->tmpname, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+        if (fd < 0)
+            return -1;
+        close(t->fd);
+        t->fd = fd;
+    }
+    /* The data reaches the disk before the name does; the mode is right before anyone can
+     * open it by name. */
+    if (fsync(t->fd) != 0 || fchmod(t->fd, (mode_t)mode) != 0)
+        return -1;
+    if (t->named) {
+        if (renameat(t->dirfd, t->tmpname, t->dirfd, name) != 0)
+            return -1;
+        t->named = 0;
+        return 0;
+    }
+    /* linkat cannot replace an existing name: link under a fresh name (the fallback pattern, so
+     * that a crash in this instant leaves a name the next run recognises) and rename it over
+     * `name`. */
+    char link[NAME_MAX + 1];
+    for (int tries = 0; tries < 100; tries++) {
+        if (tmp_name(link, sizeof link, name) != 0)
+            return -1;
+        if (linkat(AT_FDCWD, t->path, t->dirfd, link, AT_SYMLINK_FOLLOW) == 0) {
+            if (renameat(t->dirfd, link, t->dirfd, name) == 0)
+                return 0;
+            const int err = errno;
+            unlinkat(t->dirfd, link, 0);
+            errno = err;
+            return -1;
+        }
+        if (errno != EEXIST)
+            return -1;
+    }
+    return -1;
+}
+
+void cli_tmp_close(cli_tmp *t)
+{
+    if (t->named) {
+        unlinkat(t->dirfd, t->tmpname, 0);
+        /* DCMTK's DICOMDIR writer writes NAME.tmp and renames it: gone too if it stopped. */
+        char dcmtk[NAME_MAX + 5];
+        snprintf(dcmtk, sizeof dcmtk, "%s.tmp", t->tmpname);
+        unlinkat(t->dirfd, dcmtk, 0);
+        t->named = 0;
+    }
+    if (t->fd >= 0)
+        close(t->fd);
+    t->fd = -1;
+}
+
+int cli_tmp_stale(const char *entry, size_t *name_len)
+{
+    /* NAME CLI_TMP_TAG PID-XXXXXX, or that with DCMTK's ".tmp"; XXXXXX has no '.', so the two
+     * cannot be confused. */
+    size_t len = strlen(entry);
+    const size_t tag = strlen(CLI_TMP_TAG);
+    if (len > 4 && !strcmp(entry + len - 4, ".tmp"))
+        len -= 4;
+    if (len < 1 + tag + 1 + 1 + 6)
+        return 0;
+    const char *x = entry + len - 6, *dash = x - 1, *digits = dash;
+    for (int i = 0; i < 6; i++)
+        if (!((x[i] >= 'A' && x[i] <= 'Z') || (x[i] >= 'a' && x[i] <= 'z') ||
+              (x[i] >= '0' && x[i] <= '9')))
+            return 0;
+    while (digits > entry && digits[-1] >= '0' && digits[-1] <= '9')
+        digits--;
+    if (*dash != '-' || digits == dash || dash - digits > 9 || (size_t)(digits - entry) < tag + 1 ||
+        memcmp(digits - tag, CLI_TMP_TAG, tag) != 0)
+        return 0;
+    const long pid = strtol(digits, NULL, 10);
+    *name_len = (size_t)(digits - tag - entry);
+    /* Only a run that no longer exists: another live run (EPERM: another user's) keeps its
+     * files. A PID reused since then keeps the file until a later run. */
+    return pid > 0 && pid != (long)getpid() && kill((pid_t)pid, 0) == -1 && errno == ESRCH;
+}
+
+void cli_stop_signals(void (*handler)(int), int flags, sigset_t *set)
+{
+    static const int k_sigs[] = {SIGINT, SIGTERM, SIGHUP};
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = handler;
+    sa.sa_flags = flags;
+    sigemptyset(&sa.sa_mask);
+    if (set)
+        sigemptyset(set);
+    for (size_t i = 0; i < sizeof k_sigs / sizeof k_sigs[0]; i++) {
+        sigaction(k_sigs[i], &sa, NULL);
+        if (set)
+            sigaddset(set, k_sigs[i]);
+    }
+}
+
+/* The single-file tools' one output. */
+static cli_tmp g_out = {.fd = -1, .dirfd = -1};
+static char g_out_name[NAME_MAX + 1];
+static mode_t g_out_mode;
+static atomic_int g_out_named; /* what the signal handler may remove */
 
 static void on_signal(int sig)
 {
-    if (g_have_tmp)
-        unlink(g_tmp); /* async-signal-safe */
-    signal(sig, SIG_DFL);
-    raise(sig);
+    /* An O_TMPFILE temporary vanishes with the process; only a fallback one has a name. */
+    if (atomic_load(&g_out_named))
+        unlinkat(g_out.dirfd, g_out.tmpname, 0); /* async-signal-safe */
+    raise(sig); /* SA_RESETHAND: the default action, once this handler returns */
+}
+
+size_t cli_tmp_sweep(int dirfd, int (*want)(void *arg, const char *entry, size_t name_len),
+                     size_t (*subdir)(void *arg, int dirfd, const char *entry), void *arg)
+{
+    const int fd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+    if (!d) {
+        if (fd >= 0)
+            close(fd);
+        return 0;
+    }
+    size_t removed = 0, len;
+    struct dirent *e;
+    struct stat st;
+    while ((e = readdir(d)) != NULL) {
+        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+            continue;
+        if (subdir && fstatat(dirfd, e->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+            S_ISDIR(st.st_mode))
+            removed += subdir(arg, dirfd, e->d_name);
+        else if (cli_tmp_stale(e->d_name, &len) && want(arg, e->d_name, len))
+            removed += unlinkat(dirfd, e->d_name, 0) == 0;
+    }
+    closedir(d);
+    return removed;
+}
+
+static int same_name(void *name, const char *entry, size_t len)
+{
+    return len == strlen(name) && !memcmp(entry, name, len);
+}
+
+/* The directory of `out` and its last component. */
+static int split_out(const char *out, char *dir, size_t dir_len, char *base, size_t base_len)
+{
+    const char *slash = strrchr(out, '/');
+    const char *b = slash ? slash + 1 : out;
+    if (!*b) {
+        errno = EISDIR;
+        return -1;
+    }
+    const int dl = !slash ? snprintf(dir, dir_len, ".")
+                   : slash == out ? snprintf(dir, dir_len, "/")
+                                  : snprintf(dir, dir_len, "%.*s", (int)(slash - out), out);
+    if ((size_t)dl >= dir_len || (size_t)snprintf(base, base_len, "%s", b) >= base_len) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    return 0;
 }
 
 int cli_prepare_output(const cli *c, char *tmp, size_t tmp_len)
@@ -382,57 +755,57 @@ int cli_prepare_output(const cli *c, char *tmp, size_t tmp_len)
             return EXIT_OUTPUT;
         }
     }
-    if (cli_temp_beside(c->out, tmp, tmp_len) != 0) {
+    char dir[PATH_MAX];
+    if (split_out(c->out, dir, sizeof dir, g_out_name, sizeof g_out_name) != 0 ||
+        (g_out.dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
         cli_error(c, "cannot write %s: %s", c->out, strerror(errno));
         return EXIT_OUTPUT;
     }
-    snprintf(g_tmp, sizeof g_tmp, "%s", tmp);
-    g_have_tmp = 1;
-    signal(SIGINT, on_signal);
-    signal(SIGTERM, on_signal);
-    signal(SIGHUP, on_signal);
-    return -1;
-}
-
-int cli_temp_beside(const char *out, char *tmp, size_t tmp_len)
-{
-    if ((size_t)snprintf(tmp, tmp_len, "%s" CLI_TMP_TAG "XXXXXX", out) >= tmp_len) {
-        errno = ENAMETOOLONG;
-        return -1;
-    }
-    int fd = mkstemp(tmp);
-    if (fd < 0)
-        return -1;
-    close(fd);
-    return 0;
-}
-
-int cli_publish(const char *tmp, const char *out, unsigned mode)
-{
-    /* The data reaches the disk before the name does. */
-    int fd = open(tmp, O_RDONLY);
-    int ok = fd >= 0 && fsync(fd) == 0;
-    if (fd >= 0)
-        close(fd);
-    /* mkstemp made it 0600; give it the usual mode for a new file. */
-    return ok && chmod(tmp, (mode_t)mode) == 0 && rename(tmp, out) == 0 ? 0 : -1;
-}
-
-int cli_commit_output(const cli *c, const char *tmp)
-{
-    mode_t um = umask(0);
-    umask(um);
-    if (cli_publish(tmp, c->out, 0666 & ~um) != 0) {
+    const size_t stale = cli_tmp_sweep(g_out.dirfd, same_name, NULL, g_out_name);
+    if (stale)
+        cli_info(c, 1, "%s: removed %zu temporary file(s) of %s that an interrupted run left",
+                 c->prog, stale, c->out);
+    if (cli_tmp_create(&g_out, g_out.dirfd, dir, g_out_name, 0) != 0 ||
+        (size_t)snprintf(tmp, tmp_len, "%s", g_out.path) >= tmp_len) {
         cli_error(c, "cannot write %s: %s", c->out, strerror(errno));
         cli_discard_output(tmp);
         return EXIT_OUTPUT;
     }
-    g_have_tmp = 0;
-    return EXIT_OK;
+    /* As cp: the input's permission bits less the umask (a 0600 input stays private). */
+    const mode_t um = umask(0);
+    umask(um);
+    g_out_mode = si.st_mode & 0777 & ~um;
+    atomic_store(&g_out_named, g_out.named);
+    cli_stop_signals(on_signal, SA_RESETHAND | SA_RESTART, NULL);
+    return -1;
+}
+
+int cli_commit_output(const cli *c, const char *tmp)
+{
+    const int rc = cli_tmp_publish(&g_out, g_out_name, g_out_mode) == 0 ? EXIT_OK : EXIT_OUTPUT;
+    if (rc != EXIT_OK)
+        cli_error(c, "cannot write %s: %s", c->out, strerror(errno));
+    cli_discard_output(tmp);
+    return rc;
 }
 
 void cli_discard_output(const char *tmp)
 {
-    unlink(tmp);
-    g_have_tmp = 0;
+    (void)tmp; /* the state is g_out: one output per process */
+    cli_tmp_close(&g_out);
+    atomic_store(&g_out_named, 0); /* after the unlink: a signal in between finds the name gone */
+    if (g_out.dirfd >= 0)
+        close(g_out.dirfd);
+    g_out.dirfd = -1;
+}
+
+void cli_msg_rename(char *msg, size_t len, const char *from, const char *to)
+{
+    /* The adapter names the file it wrote: the temporary (/proc/self/fd/N...), not the output. */
+    char *at = from[0] ? strstr(msg, from) : NULL;
+    if (!at)
+        return;
+    char rest[DCMC_DICOM_MSG];
+    snprintf(rest, sizeof rest, "%s", at + strlen(from));
+    snprintf(at, len - (size_t)(at - msg), "%s%s", to, rest);
 }

@@ -1,10 +1,13 @@
 /*
  * cli.h - what dcmencrypt and dcmdecrypt share: options, key sources (key file, passphrase file
  * or environment variable, no-echo prompt), the mapping of statuses to exit codes, and writing
- * through a temporary file and an atomic rename.
+ * through a temporary file published in one step.
  */
 #ifndef DCMC_APPS_CLI_H
 #define DCMC_APPS_CLI_H
+
+#include <limits.h>
+#include <signal.h>
 
 #include "dcmcrypt.h"
 #include "dcmcrypt_dicom.h"
@@ -16,6 +19,8 @@ typedef struct cli {
     int encrypt;                /* dcmencrypt (1) or dcmdecrypt (0) */
     int verbosity;              /* -q: -1, default 0, -v: 1, -d: 2 */
     const char *key_file, *new_key, *pass_file, *pass_env;
+    uint64_t scrypt_max_mib;    /* --scrypt-max-mib: cost limit of a header's scrypt parameters */
+    unsigned max_expansion;     /* --max-expansion: decoded/file size limit (0: the default) */
     dcmc_options opt;
     const char *in, *out;
     /* --recurse dir-in dir-out (batch.c) */
@@ -23,6 +28,10 @@ typedef struct cli {
     const char *report;         /* JSON lines, or NULL */
     unsigned shard_k, shard_n;  /* --shard K/N, 1 <= K <= N; N 0: no sharding */
 } cli;
+
+/* Core dumps off and the process not dumpable (a dump would hold the key). cli_parse calls it
+ * first thing. */
+void cli_harden(void);
 
 /* Parse argv; returns -1 to go on, or an exit code (help, version, usage error). */
 int cli_parse(cli *c, int argc, char **argv);
@@ -41,17 +50,48 @@ int cli_exit_code(dcmc_status st);
 void cli_error(const cli *c, const char *fmt, ...);
 void cli_info(const cli *c, int level, const char *fmt, ...);
 
-/* Temporary outputs are named OUT CLI_TMP_TAG XXXXXX, beside OUT. */
+/* Temporary outputs. Where the file system allows (O_TMPFILE, and /proc for writers that need a
+ * path), a temporary has no name until it is complete, so a killed process leaves nothing behind.
+ * Otherwise it is named NAME CLI_TMP_TAG PID-XXXXXX beside NAME, and a later run removes those
+ * whose PID no longer runs (cli_tmp_stale). DCMTK's DICOMDIR writer adds its own ".tmp". */
 #define CLI_TMP_TAG ".dcmcrypt-"
-/* Create an empty temporary file beside `out` (name in tmp); -1 with errno. */
-int cli_temp_beside(const char *out, char *tmp, size_t tmp_len);
-/* fsync tmp, give it `mode`, rename it to out: after a crash the name holds the old state or
- * the new, never a part. -1 with errno. */
-int cli_publish(const char *tmp, const char *out, unsigned mode);
+typedef struct cli_tmp {
+    int fd;                      /* the temporary, read-write; -1 when there is none */
+    int dirfd;                   /* the directory it is published in (the caller's) */
+    int named;                   /* 1: the fallback, tmpname in dirfd; 0: no name yet */
+    char tmpname[NAME_MAX + 1];
+    char path[PATH_MAX];         /* what a writer that takes a path opens */
+} cli_tmp;
+/* Create an empty temporary in dirfd for the output `name`. dirpath names dirfd for writers when
+ * /proc is missing. need_name: the writer replaces the file by rename (DCMTK's DICOMDIR), so it
+ * must have a name. -1 with errno. */
+int cli_tmp_create(cli_tmp *t, int dirfd, const char *dirpath, const char *name, int need_name);
+/* fsync, give it `mode`, make it `name` in dirfd in one step (rename replaces a file or symbolic
+ * link of that name, never a link's target): after a crash the name holds the old file or the
+ * new one. The fd stays open for fstat. -1 with errno. */
+int cli_tmp_publish(cli_tmp *t, const char *name, unsigned mode);
+/* Close; a named temporary that was not published is removed. Safe to call twice. */
+void cli_tmp_close(cli_tmp *t);
+/* Is `entry` (a directory entry) a temporary of a run that no longer exists? *name_len gets the
+ * length of the output name it was for. A live PID's (another run's) is never stale. */
+int cli_tmp_stale(const char *entry, size_t *name_len);
+/* Remove the stale temporaries in dirfd that want() accepts (given the output name's length);
+ * a subdirectory (never a link) goes to subdir() when that is not NULL. The count removed. */
+size_t cli_tmp_sweep(int dirfd, int (*want)(void *arg, const char *entry, size_t name_len),
+                     size_t (*subdir)(void *arg, int dirfd, const char *entry), void *arg);
+/* "/proc/self/fd/N" into buf: 0 when that path reaches fd's file (/proc is there), else -1. */
+int cli_fd_path(char *buf, size_t len, int fd);
+/* SIGINT, SIGTERM and SIGHUP, the signals that stop a run, to `handler` (sigaction with
+ * `flags`); set (may be NULL) gets them, for pthread_sigmask. */
+void cli_stop_signals(void (*handler)(int), int flags, sigset_t *set);
 
-/* Output handling: refuse to overwrite the input; create a temporary file beside the output. */
+/* Output handling of the single-file tools: refuse to overwrite the input, remove stale
+ * temporaries of the output, create its temporary (tmp: the path to write). The output gets the
+ * input's permission bits less the umask. */
 int cli_prepare_output(const cli *c, char *tmp, size_t tmp_len);
 int cli_commit_output(const cli *c, const char *tmp);
 void cli_discard_output(const char *tmp);
+/* In an adapter message, the temporary's path `from` becomes `to` (the output's name). */
+void cli_msg_rename(char *msg, size_t len, const char *from, const char *to);
 
 #endif

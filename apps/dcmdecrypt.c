@@ -48,7 +48,17 @@ int main(int argc, char **argv)
             cli_error(&c, "%s was encrypted with a key file, not a passphrase: use --key-file", c.in);
             return EXIT_KEY;
         }
-        st = dcmc_key_from_passphrase(s.pass, s.pass_len, &hdr.kdf, &s.key);
+        st = dcmc_key_from_passphrase_max(s.pass, s.pass_len, &hdr.kdf, c.scrypt_max_mib, &s.key);
+        if (st == DCMC_ERR_KDF_COST) {
+            cli_secret_free(&s);
+            cli_discard_output(tmp);
+            cli_error(&c, "%s: its scrypt parameters (N=2^%u r=%u p=%u) cost %llu MiB, above the "
+                          "limit of %llu MiB: if you trust the file, raise --scrypt-max-mib",
+                      c.in, hdr.kdf.log2_n, hdr.kdf.r, hdr.kdf.p,
+                      (unsigned long long)dcmc_kdf_cost_mib(&hdr.kdf),
+                      (unsigned long long)c.scrypt_max_mib);
+            return EXIT_INPUT;
+        }
     }
     dcmc_dicom_info info;
     memset(&info, 0, sizeof info);
@@ -59,6 +69,7 @@ int main(int argc, char **argv)
     cli_secret_free(&s);
     if (st != DCMC_OK) {
         cli_discard_output(tmp);
+        cli_msg_rename(msg, sizeof msg, tmp, c.out);
         cli_error(&c, "%s", msg[0] ? msg : dcmc_status_str(st));
         return cli_exit_code(st);
     }

@@ -56,6 +56,7 @@ int main(int argc, char **argv)
     cli_secret_free(&s);
     if (st != DCMC_OK) {
         cli_discard_output(tmp);
+        cli_msg_rename(msg, sizeof msg, tmp, c.out);
         cli_error(&c, "%s", msg[0] ? msg : dcmc_status_str(st));
         return cli_exit_code(st);
     }

@@ -585,7 +585,9 @@ private:
         forks_++;
         pending_frames_ += frames;
         Branch b;
-        b.stack = stack_;
+        /* Copied by construction: GCC 12 at -O3 warns (wrongly) about a null memmove in the
+         * copy assignment of an empty vector. */
+        b.stack = std::vector<Frame>(stack_.begin(), stack_.end());
         for (Frame &f : b.stack)
             f.alt = kNone;
         if (extra)

@@ -5,8 +5,11 @@
 # batch_compare.py); the report names every file and its reason; a rerun skips what is done and
 # redoes what no longer verifies; shards run under GNU parallel cover the tree exactly once;
 # SIGKILL and SIGINT in the middle of a run leave no temporary or partial file, and the same
-# command then completes the job, as it does after the output disk filled up; passphrases work
-# with one scrypt per run.
+# command then completes the job, as it does after the output disk filled up; stale fallback
+# temporaries of dead runs are removed, a live run's kept; nothing is ever written through a link
+# below dir-out, links in dir-in are followed (each directory once); outputs keep the source's
+# permission bits; an unwritable dir-out stops at once; passphrases work with one scrypt per salt,
+# different salts derived side by side, within --scrypt-max-mib.
 # Usage: batch_test.sh BINDIR SAMPLEDIR
 set -u
 bin=$1
@@ -14,7 +17,7 @@ samples=$2
 here=$(cd "$(dirname "$0")" && pwd)
 prefix=dcmc-batch
 . "$(dirname "$0")/testlib.sh"
-trap 'umount "$t/full" 2>/dev/null; rm -rf "$t"' EXIT
+trap 'umount "$t/full" 2>/dev/null; umount "$t/rofs" 2>/dev/null; rm -rf "$t"' EXIT
 no_temps() { # no_temps DIR NAME
   n=$(find "$1" -name '*.dcmcrypt-*' | wc -l)
   if [ "$n" -eq 0 ]; then ok "$2: no temporary files"; else bad "$2: $n temporary files: $(find "$1" -name '*.dcmcrypt-*' | head -3)"; fi
@@ -164,7 +167,8 @@ for sig in KILL INT; do
     [ "$rc" -eq 130 ] && ok "SIGINT: exit 130 after $done1 of $nbig files" || bad "SIGINT: exit $rc"
     no_temps "$out" "SIGINT"
   else
-    ok "SIGKILL after $done1 of $nbig files ($left temporary left)"
+    # Temporaries have no name until complete (O_TMPFILE): SIGKILL leaves none.
+    [ "$left" -eq 0 ] && ok "SIGKILL after $done1 of $nbig files: no temporary left" || bad "SIGKILL after $done1 of $nbig files: $left temporary file(s) left"
   fi
   [ "$done1" -lt "$nbig" ] || bad "$sig came too late to interrupt anything"
   expect 0 "after SIG$sig the same command completes" "$enc" --key-file "$t/key" --recurse -j 1 --report "$t/r-$sig.jsonl" "$t/big" "$out"
@@ -177,6 +181,143 @@ for sig in KILL INT; do
   expect 0 "SIG$sig: every output verifies (decrypts)" "$dec" --key-file "$t/key" --recurse -q --report "$t/d-$sig.jsonl" "$out" "$out.dec"
   [ "$(count "$t/d-$sig.jsonl" decrypted)" -eq "$nbig" ] && ok "SIG$sig: $nbig decrypted" || bad "SIG$sig: $(count "$t/d-$sig.jsonl" decrypted) decrypted"
 done
+
+# A second signal does not wait for the files in progress.
+out="$t/big-INT2"
+"$enc" --key-file "$t/key" --recurse -j 1 -q "$t/big" "$out" & pid=$!
+sleep 1.5; kill -INT "$pid" 2>/dev/null; sleep 0.1; kill -INT "$pid" 2>/dev/null
+wait "$pid"; rc=$?
+[ "$rc" -eq 130 ] && ok "two SIGINTs: exit 130 at once" || bad "two SIGINTs: exit $rc"
+no_temps "$out" "two SIGINTs"
+
+ax="$t/in/dcm_qa_stc_test_session/ax"
+first=$(ls "$ax/axasc35" | head -1)
+dead=$(sh -c 'echo $$')
+while kill -0 "$dead" 2>/dev/null; do dead=$(sh -c 'echo $$'); done
+
+# Fallback temporaries (OUT.dcmcrypt-PID-XXXXXX, where O_TMPFILE or /proc is missing) that a dead
+# run left are removed at the start, DCMTK's ".tmp" of a DICOMDIR's too; a live run's stay.
+sd="$t/sd/out/ax/axasc35"
+mkdir -p "$sd"
+for f in "$sd/$first.dcmcrypt-$dead-AbC123" "$sd/$first.dcmcrypt-$$-XyZ789" "$t/sd/out/DICOMDIR.dcmcrypt-$dead-QwE456.tmp"; do
+  printf 'partial' >"$f"
+done
+expect 0 "encrypt over stale temporaries" "$enc" --key-file "$t/key" --recurse "$t/pin" "$t/sd/out"
+grep -q "removed 2 temporary file" "$t/err" && ok "the dead run's 2 temporaries removed" || bad "stale temporaries: $(head -2 "$t/err")"
+[ "$(find "$t/sd/out" -name '*.dcmcrypt-*')" = "$sd/$first.dcmcrypt-$$-XyZ789" ] && ok "the live run's temporary kept" || bad "temporaries now: $(find "$t/sd/out" -name '*.dcmcrypt-*')"
+if [ "$(id -u)" -eq 0 ] && unshare -m sh -c 'mount -t tmpfs none /proc/$$/fd' 2>/dev/null; then
+  # Without /proc/self/fd: named temporaries throughout, DICOMDIRs included.
+  # The process's own /proc/PID/fd hidden (the shell's PID is the tool's after exec): no
+  # /proc/self/fd/N to write through. (All of /proc would also blind the sanitizers of an ASan build.)
+  hide_proc='mount -t tmpfs none /proc/$$/fd && exec "$@"'
+  expect 0 "without /proc/self/fd: a tree with DICOMDIRs" unshare -m sh -c "$hide_proc" sh "$enc" --key-file "$t/key" --recurse -j 2 --report "$t/np.jsonl" "$samples/study-tree/pydicom-dicomdirtests" "$t/npout"
+  [ "$(count "$t/np.jsonl" dicomdir)" -eq 8 ] && ok "without /proc/self/fd: 8 DICOMDIRs rebuilt" || bad "without /proc/self/fd: $(count "$t/np.jsonl" dicomdir) DICOMDIRs"
+  no_temps "$t/npout" "without /proc"
+  expect 0 "without /proc/self/fd: the tree decrypts" "$dec" --key-file "$t/key" --recurse "$t/npout" "$t/npdec"
+else
+  ok "(the named fallback is tested only as root with unshare)"
+fi
+
+# Links below dir-out are never followed: a link where an output directory goes fails that file,
+# with the reason, and nothing is written where it points; a link where an output goes is
+# replaced by the output (its target untouched), even when it points to the right bytes.
+lt="$t/lt"
+mkdir -p "$lt/in/series" "$lt/in/notes" "$lt/in/docs" "$lt/out/docs" "$t/elsewhere"
+cp "$ax/axasc35/$first" "$lt/in/series/"
+echo "notes" >"$lt/in/notes/README.txt"
+echo "a" >"$lt/in/docs/a.txt"
+echo "b" >"$lt/in/docs/b.txt"
+echo "victim" >"$t/victim"
+ln -s "$t/elsewhere" "$lt/out/notes"
+ln -s "$t/victim" "$lt/out/docs/a.txt"
+ln -s "$lt/in/docs/b.txt" "$lt/out/docs/b.txt"
+expect 5 "dir-out with links in it" "$enc" --key-file "$t/key" --recurse --report "$t/lt.jsonl" "$lt/in" "$lt/out"
+line=$(grep -F '"path":"notes/README.txt",' "$t/lt.jsonl")
+case "$line" in
+  *'"status":"failed","reason":"'*'/notes is a symbolic link: not followed"'*) ok "a link to a directory in dir-out: that file fails ($(echo "$line" | sed 's/.*"reason":"\([^"]*\)".*/\1/'))" ;;
+  *) bad "link in dir-out: $line" ;;
+esac
+[ -z "$(ls -A "$t/elsewhere")" ] && ok "nothing written through the link" || bad "written outside dir-out: $(ls -A "$t/elsewhere")"
+for f in a b; do
+  if [ ! -L "$lt/out/docs/$f.txt" ] && cmp -s "$lt/in/docs/$f.txt" "$lt/out/docs/$f.txt"; then ok "docs/$f.txt: the link at the output's name replaced by the copy"; else bad "docs/$f.txt: $(ls -l "$lt/out/docs/$f.txt")"; fi
+done
+[ "$(cat "$t/victim")" = victim ] && [ "$(cat "$lt/in/docs/b.txt")" = b ] && ok "the links' targets untouched" || bad "a link's target was written"
+[ "$(status_of "$t/lt.jsonl" series/$first)" = encrypted ] && ok "the rest converted" || bad "series: $(status_of "$t/lt.jsonl" series/$first)"
+
+# Links in dir-in are followed, to files and to directories (as find -L), each directory once: a
+# folder of links to series converts them all; a second link or a loop is reported, not redone.
+lk="$t/lk"
+mkdir -p "$lk/in/real"
+ln -s "$ax/axasc35" "$lk/in/s1"
+ln -s "$ax/axdesc35" "$lk/in/s2"
+ln -s "$ax/axasc35" "$lk/in/s1-again"
+ln -s .. "$lk/in/real/up"
+ln -s "$lk/out" "$lk/in/to-out"
+cp "$t/in/notes/README.txt" "$lk/in/real/"
+expect 0 "a folder of links to series directories" "$enc" --key-file "$t/key" --recurse --report "$t/lk.jsonl" "$lk/in" "$lk/out"
+[ "$(count "$t/lk.jsonl" encrypted)" -eq 4 ] && [ "$(find "$lk/out" -type f | wc -l)" -eq 5 ] && ok "every file behind the links converted (4 encrypted, 1 copied)" || bad "links: $(count "$t/lk.jsonl" encrypted) encrypted, $(find "$lk/out" -type f | wc -l) outputs"
+grep -F '"path":"s1-again",' "$t/lk.jsonl" | grep -q '"status":"skipped","reason":"directory already walked as s1 (a loop or a second link)' && ok "a second link to a directory: skipped, with the reason" || bad "second link: $(grep -F s1-again "$t/lk.jsonl")"
+grep -F '"path":"real/up",' "$t/lk.jsonl" | grep -q '"status":"skipped","reason":"directory already walked as the top of dir-in' && ok "a loop: skipped, with the reason" || bad "loop: $(grep -F real/up "$t/lk.jsonl")"
+grep -F '"path":"to-out",' "$t/lk.jsonl" | grep -q '"status":"skipped","reason":"the output directory' && ok "a link to dir-out: not walked" || bad "link to dir-out: $(grep -F to-out "$t/lk.jsonl")"
+
+# Modes: an output gets the permission bits of the file reached (through links) less the umask,
+# a new output directory those of its source directory.
+md="$t/md"
+mkdir -p "$md/in/sub" "$md/in/private" "$md/src"
+cp "$ax/axasc35/$first" "$md/src/scan" && chmod 600 "$md/src/scan"
+ln -s "$md/src/scan" "$md/in/sub/linked"
+echo text >"$md/in/sub/notes.txt" && chmod 640 "$md/in/sub/notes.txt"
+echo text >"$md/in/private/p.txt" && chmod 644 "$md/in/private/p.txt"
+chmod 750 "$md/in/sub" && chmod 700 "$md/in/private"
+umasked() { m=$1; shift; sh -c 'umask "$0" && exec "$@"' "$m" "$@"; }
+expect 0 "modes, umask 022" umasked 022 "$enc" --key-file "$t/key" --recurse "$md/in" "$md/out"
+modes=$(cd "$md/out" && stat -c '%n=%a' sub sub/linked sub/notes.txt private private/p.txt | paste -sd ' ')
+[ "$modes" = "sub=750 sub/linked=600 sub/notes.txt=640 private=700 private/p.txt=644" ] && ok "umask 022: $modes" || bad "umask 022: $modes"
+expect 0 "modes, umask 077" umasked 077 "$dec" --key-file "$t/key" --recurse "$md/out" "$md/dec"
+modes=$(cd "$md/dec" && stat -c '%n=%a' sub sub/linked sub/notes.txt private private/p.txt | paste -sd ' ')
+[ "$modes" = "sub=700 sub/linked=600 sub/notes.txt=600 private=700 private/p.txt=600" ] && ok "umask 077: $modes" || bad "umask 077: $modes"
+
+# An unwritable dir-out (read-only file system; as root, modes do not stop us) fails at once with
+# exit 4 (output not written), before any file is tried.
+mkdir -p "$t/rofs"
+if [ "$(id -u)" -ne 0 ]; then
+  chmod 555 "$t/rofs" && ro=yes
+elif mount -t tmpfs -o ro,size=1m tmpfs "$t/rofs" 2>/dev/null; then
+  ro=yes
+else
+  ro=no
+fi
+if [ "$ro" = yes ]; then
+  expect 4 "read-only dir-out: exit 4 at once" "$enc" --key-file "$t/key" --recurse --report "$t/ro.jsonl" "$t/pin" "$t/rofs"
+  grep -q "cannot write in $t/rofs" "$t/err" && ok "says why: $(tail -1 "$t/err")" || bad "read-only dir-out: $(tail -2 "$t/err")"
+  [ ! -s "$t/ro.jsonl" ] && ok "no file was tried" || bad "files tried: $(wc -l <"$t/ro.jsonl")"
+  umount "$t/rofs" 2>/dev/null
+else
+  ok "(read-only dir-out skipped: cannot mount a read-only tmpfs here)"
+fi
+
+# Passphrases: files encrypted one by one have a salt each; decrypting them derives each salt once,
+# two at a time with -j 2 (outside the lock that hands out files), and gives what dcmdecrypt
+# gives for each file alone. A batch-encrypted tree has one salt: one derivation for -j 2. Header
+# costs above --scrypt-max-mib are refused before any derivation.
+ps="$t/ps"
+mkdir -p "$ps/in" "$ps/alone"
+for f in "$ax"/*/*; do
+  "$enc" -q --passphrase-env DCMC_TEST_PASS "$f" "$ps/in/${f##*/}"
+done
+expect 0 "4 files, 4 salts: decrypt with -j 2" "$dec" --passphrase-env DCMC_TEST_PASS --recurse -v -j 2 --threads 2 --report "$t/ps.jsonl" "$ps/in" "$ps/out"
+grep -q "4 key derivation(s), at most 2 at once" "$t/err" && ok "4 salts: $(grep -o '4 key derivation.*' "$t/err")" || bad "4 salts: $(grep 'key derivation' "$t/err")"
+[ "$(count "$t/ps.jsonl" decrypted)" -eq 4 ] && ok "4 salts: 4 decrypted" || bad "4 salts: $(count "$t/ps.jsonl" decrypted) decrypted"
+same=0
+for f in "$ps/in"/*; do
+  "$dec" -q --passphrase-env DCMC_TEST_PASS "$f" "$ps/alone/${f##*/}" && cmp -s "$ps/alone/${f##*/}" "$ps/out/${f##*/}" && same=$((same + 1))
+done
+[ "$same" -eq 4 ] && ok "4 salts: each output as dcmdecrypt gives it alone" || bad "4 salts: $same of 4 outputs as dcmdecrypt alone"
+expect 0 "one salt: decrypt with -j 2" "$dec" --passphrase-env DCMC_TEST_PASS --recurse -v -j 2 --threads 2 "$t/penc" "$ps/one"
+grep -q "1 key derivation(s)" "$t/err" && ok "one salt: one derivation" || bad "one salt: $(grep 'key derivation' "$t/err")"
+expect 5 "--scrypt-max-mib 64 refuses 128 MiB headers" "$dec" --passphrase-env DCMC_TEST_PASS --recurse -v --scrypt-max-mib 64 --report "$t/psm.jsonl" "$ps/in" "$ps/max"
+[ "$(count "$t/psm.jsonl" failed)" -eq 4 ] && [ "$(grep -c 'N=2^17 r=8 p=1 cost 128 MiB, above the limit of 64 MiB: if you trust the file, raise --scrypt-max-mib' "$t/psm.jsonl")" -eq 4 ] && ok "every file refused, the reason names the cost and the option" || bad "--scrypt-max-mib: $(head -1 "$t/psm.jsonl")"
+grep -q "0 key derivation(s)" "$t/err" && [ "$(find "$ps/max" -type f | wc -l)" -eq 0 ] && ok "no derivation, no output" || bad "--scrypt-max-mib: $(grep 'key derivation' "$t/err"), $(find "$ps/max" -type f | wc -l) outputs"
 
 if [ "$fails" -eq 0 ]; then echo "batch: all passed"; exit 0; fi
 echo "batch: $fails failed"

@@ -89,5 +89,99 @@ expect 4 "missing output directory" "$bin/dcmencrypt" --key-file "$t/key" "$ct" 
 expect 4 "output is a directory" "$bin/dcmencrypt" --key-file "$t/key" "$ct" "$t/ro"
 no_leftovers
 
+# SIGKILL while the output is being written leaves nothing at all beside it: temporaries have no
+# name until complete (O_TMPFILE). The object is large where it costs no cipher time (a 96 MiB
+# private element beside a 128x128 image), so the write lasts long enough to be caught: killw.py
+# kills the tool as soon as a file it holds open in the output directory has data.
+cat >"$t/killw.py" <<'EOF'
+import os, signal, subprocess, sys, time
+outdir, cmd = os.path.realpath(sys.argv[1]), sys.argv[2:]
+p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+caught, end = None, time.time() + 600
+while p.poll() is None and time.time() < end and not caught:
+    try:
+        fds = os.listdir(f"/proc/{p.pid}/fd")
+    except OSError:
+        break
+    for fd in fds:
+        try:
+            link = f"/proc/{p.pid}/fd/{fd}"
+            if os.readlink(link).startswith(outdir + "/") and os.stat(link).st_size > 0:
+                caught = (os.readlink(link), os.stat(link).st_size)
+                break
+        except OSError:
+            pass
+    if caught:
+        p.send_signal(signal.SIGKILL)
+    else:
+        time.sleep(0.0005)
+p.wait()
+print(f"{caught[1]} bytes into {os.path.basename(caught[0])}" if caught else f"exit {p.returncode}")
+sys.exit(0 if caught else 1)
+EOF
+/usr/bin/python3 - "$ct" "$t/large.dcm" <<'EOF'
+import sys, pydicom
+ds = pydicom.dcmread(sys.argv[1])
+ds.private_block(0x0009, "DCMC TEST BULK", create=True).add_new(0x10, "OB", bytes(range(256)) * (96 * 4096))
+ds.save_as(sys.argv[2])
+EOF
+only() { # only DIR NAME EXPECTED...: ls -A DIR lists exactly EXPECTED
+  d=$1 n=$2; shift 2
+  got=$(ls -A "$d" | paste -sd ' ') want="$*"
+  if [ "$got" = "$want" ]; then ok "$n: ${want:-nothing} in the directory"; else bad "$n: '$got' in the directory, wanted '$want'"; fi
+}
+expect 0 "encrypt the large object" "$bin/dcmencrypt" --key-file "$t/key" "$t/large.dcm" "$t/large.enc.dcm"
+for tool in dcmencrypt dcmdecrypt; do
+  if [ $tool = dcmencrypt ]; then src=$t/large.dcm; else src=$t/large.enc.dcm; fi
+  mkdir -p "$t/kill-$tool"
+  if r=$(/usr/bin/python3 "$t/killw.py" "$t/kill-$tool" "$bin/$tool" --key-file "$t/key" "$src" "$t/kill-$tool/out.dcm"); then
+    ok "$tool: SIGKILL in the middle of writing ($r)"
+  else
+    bad "$tool: the write was not caught ($r)"
+  fi
+  only "$t/kill-$tool" "$tool after SIGKILL"
+  expect 0 "$tool: the same command then completes" "$bin/$tool" --key-file "$t/key" "$src" "$t/kill-$tool/out.dcm"
+  only "$t/kill-$tool" "$tool after the rerun" out.dcm
+done
+
+# Without O_TMPFILE or /proc the temporary is named OUT.dcmcrypt-PID-XXXXXX; a later run removes
+# those of OUT whose PID no longer runs, never a live run's (nor those of other outputs).
+mkdir -p "$t/stale"
+dead=$(sh -c 'echo $$')
+while kill -0 "$dead" 2>/dev/null; do dead=$(sh -c 'echo $$'); done
+for f in "s.dcm.dcmcrypt-$dead-AbC123" "s.dcm.dcmcrypt-$$-XyZ789" "other.dcm.dcmcrypt-$dead-QwE456"; do
+  printf 'partial plaintext' >"$t/stale/$f"
+done
+expect 0 "encrypt beside stale temporaries" "$bin/dcmencrypt" -v --key-file "$t/key" "$ct" "$t/stale/s.dcm"
+only "$t/stale" "dead PID's temporary removed, live PID's and another output's kept" \
+  "other.dcm.dcmcrypt-$dead-QwE456" s.dcm "s.dcm.dcmcrypt-$$-XyZ789"
+if [ "$(id -u)" -eq 0 ] && unshare -m sh -c 'mount -t tmpfs none /proc/$$/fd' 2>/dev/null; then
+  # In a private mount namespace: the named fallback, end to end.
+  # The process's own /proc/PID/fd hidden (the shell's PID is the tool's after exec): no
+  # /proc/self/fd/N to write through. (All of /proc would also blind the sanitizers of an ASan build.)
+  hide_proc='mount -t tmpfs none /proc/$$/fd && exec "$@"'
+  noproc() { unshare -m sh -c "$hide_proc" sh "$@"; }
+  mkdir -p "$t/np"
+  expect 0 "without /proc/self/fd: encrypt" noproc "$bin/dcmencrypt" --key-file "$t/key" "$ct" "$t/np/e.dcm"
+  expect 0 "without /proc/self/fd: decrypt" noproc "$bin/dcmdecrypt" --key-file "$t/key" "$t/np/e.dcm" "$t/np/d.dcm"
+  cmp -s "$t/np/d.dcm" "$t/d.dcm" && ok "without /proc/self/fd: the same object back" || bad "without /proc/self/fd: decryption differs"
+  mkdir -p "$t/np-kill"
+  r=$(/usr/bin/python3 "$t/killw.py" "$t/np-kill" unshare -m sh -c "$hide_proc" sh "$bin/dcmdecrypt" --key-file "$t/key" "$t/large.enc.dcm" "$t/np-kill/out.dcm") || bad "without /proc/self/fd: the write was not caught ($r)"
+  n=$(ls -A "$t/np-kill" | grep -c '^out\.dcm\.dcmcrypt-[0-9]*-......$')
+  [ "$n" -eq 1 ] && ok "without /proc/self/fd: SIGKILL leaves the named temporary ($r)" || bad "without /proc/self/fd, after SIGKILL: $(ls -A "$t/np-kill")"
+  expect 0 "without /proc/self/fd: the next run" "$bin/dcmdecrypt" --key-file "$t/key" "$t/large.enc.dcm" "$t/np-kill/out.dcm"
+  only "$t/np-kill" "the next run removed the dead run's temporary" out.dcm
+else
+  ok "(the named fallback is tested only as root with unshare)"
+fi
+
+# The output takes the input's permission bits less the umask (as cp): a private input stays private.
+cp "$ct" "$t/private.dcm" && chmod 600 "$t/private.dcm"
+(umask 022 && "$bin/dcmencrypt" --key-file "$t/key" "$t/private.dcm" "$t/private.enc.dcm") 2>/dev/null
+[ "$(stat -c %a "$t/private.enc.dcm" 2>/dev/null)" = 600 ] && ok "a 0600 input gives a 0600 output" || bad "mode of the output of a 0600 input: $(stat -c %a "$t/private.enc.dcm" 2>&1)"
+chmod 644 "$t/private.enc.dcm"
+(umask 027 && "$bin/dcmdecrypt" --key-file "$t/key" "$t/private.enc.dcm" "$t/private.dec.dcm") 2>/dev/null
+[ "$(stat -c %a "$t/private.dec.dcm" 2>/dev/null)" = 640 ] && ok "0644 input, umask 027: 0640 output" || bad "0644 input, umask 027: $(stat -c %a "$t/private.dec.dcm" 2>&1)"
+
 echo "$fails failed"
 [ "$fails" -eq 0 ]
