@@ -552,14 +552,8 @@ static dcmc_status key_for(batch *b, const dcmc_kdf *kdf, uint64_t max_mib, dcmc
         snprintf(msg, len, "encrypted with a key file, not a passphrase: use --key-file");
         return DCMC_ERR_WRONG_KEY;
     }
-    if (dcmc_kdf_cost_mib(kdf) > max_mib) { /* refused before it takes a slot or a turn */
-        snprintf(msg, len,
-                 "its scrypt parameters N=2^%u r=%u p=%u cost %llu MiB, above the limit of %llu "
-                 "MiB: if you trust the file, raise --scrypt-max-mib",
-                 kdf->log2_n, kdf->r, kdf->p, (unsigned long long)dcmc_kdf_cost_mib(kdf),
-                 (unsigned long long)max_mib);
-        return DCMC_ERR_KDF_COST;
-    }
+    if (cli_kdf_too_costly(kdf, max_mib, msg, len))
+        return DCMC_ERR_KDF_COST; /* refused before it takes a slot or a turn */
     pthread_mutex_lock(&b->kmu);
     key_entry *e = NULL;
     for (;;) {

@@ -381,6 +381,19 @@ static char *prompt_pass(const char *prompt, size_t *len, int *err)
     return first_line(buf, n, len, err);
 }
 
+int cli_kdf_too_costly(const dcmc_kdf *kdf, uint64_t max_mib, char *msg, size_t len)
+{
+    const uint64_t cost = dcmc_kdf_cost_mib(kdf);
+    if (cost <= max_mib)
+        return 0;
+    snprintf(msg, len,
+             "its scrypt parameters N=2^%u r=%u p=%u cost %llu MiB, above the limit of %llu MiB: "
+             "if you trust the file, raise --scrypt-max-mib",
+             kdf->log2_n, kdf->r, kdf->p, (unsigned long long)cost,
+             (unsigned long long)max_mib);
+    return 1;
+}
+
 /* Warn when a file holding a key or passphrase can be read by other users. */
 static void check_private(const cli *c, const char *what, const char *path)
 {

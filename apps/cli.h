@@ -44,6 +44,9 @@ typedef struct cli_secret {
     size_t pass_len;
 } cli_secret;
 int cli_secret_get(const cli *c, cli_secret *s, int confirm);
+/* 1 (and why, in msg, naming --scrypt-max-mib) when deriving a key with kdf costs more than
+ * max_mib. */
+int cli_kdf_too_costly(const dcmc_kdf *kdf, uint64_t max_mib, char *msg, size_t len);
 void cli_secret_free(cli_secret *s);
 
 int cli_exit_code(dcmc_status st);

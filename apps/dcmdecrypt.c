@@ -31,6 +31,12 @@ int main(int argc, char **argv)
         cli_error(&c, "%s", msg[0] ? msg : dcmc_status_str(st));
         return cli_exit_code(st);
     }
+    /* The header's scrypt parameters are untrusted: refuse a cost above the limit before anyone
+     * types a passphrase. */
+    if (!c.key_file && cli_kdf_too_costly(&hdr.kdf, c.scrypt_max_mib, msg, sizeof msg)) {
+        cli_error(&c, "%s: %s", c.in, msg);
+        return EXIT_INPUT;
+    }
     char tmp[PATH_MAX];
     if ((rc = cli_prepare_output(&c, tmp, sizeof tmp)) >= 0)
         return rc;
@@ -49,16 +55,6 @@ int main(int argc, char **argv)
             return EXIT_KEY;
         }
         st = dcmc_key_from_passphrase_max(s.pass, s.pass_len, &hdr.kdf, c.scrypt_max_mib, &s.key);
-        if (st == DCMC_ERR_KDF_COST) {
-            cli_secret_free(&s);
-            cli_discard_output(tmp);
-            cli_error(&c, "%s: its scrypt parameters (N=2^%u r=%u p=%u) cost %llu MiB, above the "
-                          "limit of %llu MiB: if you trust the file, raise --scrypt-max-mib",
-                      c.in, hdr.kdf.log2_n, hdr.kdf.r, hdr.kdf.p,
-                      (unsigned long long)dcmc_kdf_cost_mib(&hdr.kdf),
-                      (unsigned long long)c.scrypt_max_mib);
-            return EXIT_INPUT;
-        }
     }
     dcmc_dicom_info info;
     memset(&info, 0, sizeof info);

@@ -153,18 +153,27 @@ public:
     }
 
 private:
+    /* Copy what a window (`len` bytes of the stream from `off`, in `win`) holds at pos_ into
+     * dst[got..n), advancing both; false if pos_ is not inside the window. */
+    bool take_from(const uint8_t *win, uint64_t off, uint64_t len, uint8_t *dst, size_t n,
+                   size_t &got)
+    {
+        if (pos_ < off || pos_ - off >= len)
+            return false;
+        const size_t have = (size_t)(len - (pos_ - off));
+        const size_t take = have < n - got ? have : n - got;
+        memcpy(dst + got, win + (pos_ - off), take);
+        got += take;
+        pos_ += take;
+        return true;
+    }
+
     size_t read_raw(uint8_t *dst, size_t n)
     {
         size_t got = 0;
         while (got < n) {
-            if (pos_ >= buf_off_ && pos_ - buf_off_ < buf_len_) {
-                size_t have = (size_t)(buf_len_ - (pos_ - buf_off_));
-                size_t take = have < n - got ? have : n - got;
-                memcpy(dst + got, buf_ + (pos_ - buf_off_), take);
-                got += take;
-                pos_ += take;
+            if (take_from(buf_, buf_off_, buf_len_, dst, n, got))
                 continue;
-            }
             if (pos_ > (uint64_t)INT64_MAX || err_)
                 break;
             /* Sequential reading gets big chunks; after a jump over a value, one page. */
@@ -259,14 +268,8 @@ private:
                 z_restart();
                 continue;
             }
-            if (pos_ - out_off_ < out_len_) {
-                size_t have = (size_t)(out_len_ - (pos_ - out_off_));
-                size_t take = have < n - got ? have : n - got;
-                memcpy(dst + got, out_ + (pos_ - out_off_), take);
-                got += take;
-                pos_ += take;
+            if (take_from(out_, out_off_, out_len_, dst, n, got))
                 continue;
-            }
             if (!z_more()) /* skipping forward inflates and discards, chunk by chunk */
                 break;
         }

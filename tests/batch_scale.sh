@@ -12,6 +12,7 @@ n=${3:-3000}
 t=$(mktemp -d /tmp/dcmc-scale-XXXXXX)
 trap 'rm -rf "$t"' EXIT
 openssl rand -hex 32 >"$t/key"
+chmod 600 "$t/key" # a key others can read gets a warning on stderr, which is checked below
 /usr/bin/python3 - "$samples" "$t/in" "$n" <<'PY'
 import os, sys, pydicom
 from pydicom.uid import generate_uid

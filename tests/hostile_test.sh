@@ -25,7 +25,8 @@ no_leftovers() { # no_leftovers DIR NAME: nothing but what the test put there
   if [ "$n" -eq 0 ]; then ok "$2: no temporary file left"; else bad "$2: $n temporary files left"; fi
 }
 
-# bounded CODE NAME CMD...: exit CODE, at most 256 MB resident and 1 s of CPU, no core dump.
+# bounded CODE NAME CMD...: exit CODE (any: a documented one, 0-5), at most 256 MB resident
+# and 1 s of CPU, not killed by a signal.
 bounded() {
   want=$1; name=$2; shift 2
   /usr/bin/time -f '%M %U %S' -o "$t/rusage" "$@" >"$t/out" 2>"$t/err"; got=$?
@@ -33,7 +34,7 @@ bounded() {
   if grep -q 'signal' "$t/rusage"; then bad "$name: killed by a signal ($(head -1 "$t/rusage"))"; return; fi
   set -- $(tail -1 "$t/rusage")
   kb=$1; cpu=$(awk "BEGIN { print $2 + $3 }")
-  if [ "$got" -ne "$want" ]; then
+  if { [ "$want" = any ] && [ "$got" -gt 5 ]; } || { [ "$want" != any ] && [ "$got" -ne "$want" ]; }; then
     bad "$name: exit $got, wanted $want: $(tail -c 300 "$t/err")"
   elif [ "$check_mem" = 1 ] && [ "$kb" -gt 262144 ]; then
     bad "$name: $((kb / 1024)) MB resident (limit 256)"
@@ -122,27 +123,22 @@ done
 # 6. The resource rule over every small file we have: sample objects, regression inputs, their
 # encryptions.
 mkdir -p "$t/small"
+checked=0
 for f in "$samples"/dicom/*.dcm "$here"/fuzz/regressions/*; do
   [ "$(stat -c %s "$f")" -le 65536 ] || continue
   b=$(basename "$f")
-  /usr/bin/time -f '%M %U %S' -o "$t/rusage" "$enc" --threads 1 -q --key-file "$t/key" "$f" "$t/small/$b.enc" \
-    >/dev/null 2>&1
-  rc=$?
-  set -- $(tail -1 "$t/rusage"); kb=$1; cpu=$(awk "BEGIN { print $2 + $3 }")
-  if [ "$rc" -gt 5 ]; then bad "encrypt $b: exit $rc"; fi
-  if [ "$check_mem" = 1 ] && [ "$kb" -gt 262144 ]; then bad "encrypt $b: $((kb / 1024)) MB"; fi
-  if [ "$check_time" = 1 ] && awk "BEGIN { exit !($cpu > 1.0) }"; then bad "encrypt $b: $cpu s"; fi
+  bounded any "encrypt $b" "$enc" --threads 1 -q --key-file "$t/key" "$f" "$t/small/$b.enc"
+  checked=$((checked + 1))
   if [ -e "$t/small/$b.enc" ] && [ "$(stat -c %s "$t/small/$b.enc")" -le 65536 ]; then
-    /usr/bin/time -f '%M %U %S' -o "$t/rusage" "$dec" --threads 1 -q --key-file "$t/key" \
-      "$t/small/$b.enc" "$t/small/$b.dec" >/dev/null 2>&1
-    rc=$?
-    set -- $(tail -1 "$t/rusage"); kb=$1; cpu=$(awk "BEGIN { print $2 + $3 }")
-    [ "$rc" -eq 0 ] || bad "decrypt $b.enc: exit $rc"
-    if [ "$check_mem" = 1 ] && [ "$kb" -gt 262144 ]; then bad "decrypt $b: $((kb / 1024)) MB"; fi
-    if [ "$check_time" = 1 ] && awk "BEGIN { exit !($cpu > 1.0) }"; then bad "decrypt $b: $cpu s"; fi
+    bounded 0 "decrypt $b.enc" "$dec" --threads 1 -q --key-file "$t/key" "$t/small/$b.enc" \
+      "$t/small/$b.dec"
+    checked=$((checked + 1))
   fi
 done
-ok "resource rule checked over $(ls "$t/small" | grep -c '\.enc$') small objects and their encryptions"
+# The sample data and regression corpus hold well over a dozen small files: fewer means the
+# rule checked nothing.
+[ "$checked" -ge 12 ] && ok "resource rule checked over $checked small objects" \
+  || bad "resource rule: only $checked small objects found"
 
 # 7. Secrets: no core dumps (a dump of a crash held the raw key), the passphrase variable wiped
 # from the process's environment once read, a warning for key files others can read. A FIFO holds
@@ -165,6 +161,10 @@ sleep 2 # scrypt, then the input is opened and waits for a writer
 if ! tr '\0' '\n' <"/proc/$pid/environ" >"$t/environ"; then bad "dcmencrypt ended before its environment was read";
 elif grep -q 'do not leak' "$t/environ"; then
   bad "the passphrase is still in /proc/$pid/environ"; else ok "the passphrase is wiped from the environment"; fi
+# The passphrase lives in pages core dumps leave out: a writable mapping flagged "dd"
+# (MADV_DONTDUMP; the kernel's own read-only [vvar] is "dd" in every process).
+if grep -q '^VmFlags:.* wr .* dd' "/proc/$pid/smaps"; then ok "the passphrase pages are excluded from dumps"
+else bad "no MADV_DONTDUMP mapping in dcmencrypt"; fi
 kill "$pid"; wait "$pid" 2>/dev/null
 rm -f "$t/o/f1.dcm"
 expect 0 "a key file others can read: encrypt with a warning" \
