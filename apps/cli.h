@@ -9,8 +9,8 @@
 #include <limits.h>
 #include <signal.h>
 
-#include "dcmcrypt.h"
-#include "dcmcrypt_dicom.h"
+#include "dcmcrypt/dcmcrypt.h"
+#include "dcmcrypt/dicom.h"
 
 enum { EXIT_OK = 0, EXIT_USAGE = 1, EXIT_INPUT = 2, EXIT_KEY = 3, EXIT_OUTPUT = 4 };
 

@@ -11,9 +11,9 @@
 #include <sys/stat.h>
 #include <time.h>
 
-#include "dcmcrypt.h"
-#include "dcmcrypt_io.h"
-#include "dcmcrypt_metrics.h"
+#include "dcmcrypt/dcmcrypt.h"
+#include "dcmcrypt/io.h"
+#include "dcmcrypt/metrics.h"
 
 static const char *k_usage =
     "usage: dcmcrypt-demo [options] image...\n"

@@ -14,10 +14,11 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "dcmcrypt.h"
-#include "dcmcrypt_dicom.h"
-#include "dcmcrypt_io.h"
-#include "dcmcrypt_metrics.h"
+#include "dcmcrypt/dcmcrypt.h"
+#include "dcmcrypt/research.h"
+#include "dcmcrypt/dicom.h"
+#include "dcmcrypt/io.h"
+#include "dcmcrypt/metrics.h"
 #include "statfig.h"
 
 static const char *k_usage =
@@ -183,38 +184,42 @@ static void values(const image *im, const uint8_t *px, uint32_t *v)
     }
 }
 
-/* Encrypt a copy of px with a scheme; decrypt into dec if asked. Returns ms of the encryption. */
-static double run_scheme(const scheme *s, const image *im, const dcmc_key *key,
-                         const uint8_t nonce[16], const uint8_t *px, uint8_t *ct, uint8_t *dec)
+/* Encrypt a copy of px with a scheme; decrypt into dec if asked. *ms gets the milliseconds of
+ * the encryption. A failure of the cipher is returned, never measured as if it were ciphertext. */
+static dcmc_status run_scheme(const scheme *s, const image *im, const dcmc_key *key,
+                              const uint8_t nonce[16], const uint8_t *px, uint8_t *ct,
+                              uint8_t *dec, double *ms)
 {
     memcpy(ct, px, im->bytes);
     double t0 = now_ms();
+    dcmc_status st;
     if (s->preset) {
         dcmc_options o;
         dcmc_options_default(&o);
-        dcmc_preset_by_id((uint8_t)s->preset, &o.preset);
+        st = dcmc_preset_by_id((uint8_t)s->preset, &o.preset);
         o.flags = s->standard ? DCMC_FLAG_STANDARD_LAYER : 0;
         o.nonce = nonce;
         dcmc_header h;
         uint8_t *pl = NULL, *a = NULL;
         size_t pll = 0, al = 0;
-        dcmc_image_encrypt(key, NULL, &o, &im->l, 1, ct, im->bytes, NULL, 0, &h, &pl, &pll);
-        t0 = now_ms() - t0;
-        if (dec) {
+        if (st == DCMC_OK)
+            st = dcmc_image_encrypt(key, NULL, &o, &im->l, 1, ct, im->bytes, NULL, 0, &h, &pl, &pll);
+        *ms = now_ms() - t0;
+        if (st == DCMC_OK && dec) {
             memcpy(dec, ct, im->bytes);
-            dcmc_image_decrypt(key, &h, 0, dec, im->bytes, pl, pll, &a, &al);
+            st = dcmc_image_decrypt(key, &h, 0, dec, im->bytes, pl, pll, &a, &al);
         }
         dcmc_free(pl, pll);
         dcmc_free(a, al);
-        return t0;
+        return st;
     }
-    dcmc_baseline_encrypt(s->baseline, key, nonce, &im->l, ct, im->bytes);
-    t0 = now_ms() - t0;
-    if (dec) {
+    st = dcmc_baseline_encrypt(s->baseline, key, nonce, &im->l, ct, im->bytes);
+    *ms = now_ms() - t0;
+    if (st == DCMC_OK && dec) {
         memcpy(dec, ct, im->bytes);
-        dcmc_baseline_encrypt(s->baseline, key, nonce, &im->l, dec, im->bytes);
+        st = dcmc_baseline_encrypt(s->baseline, key, nonce, &im->l, dec, im->bytes);
     }
-    return t0;
+    return st;
 }
 
 /* Evaluate one scheme on one image; with fig_base, also write fig_base.{triplet,hist,scatter}.png
@@ -235,7 +240,12 @@ static dcmc_status evaluate(const scheme *s, const image *im, const dcmc_key *ke
         fig = DCMC_ERR_NOMEM;
         goto out;
     }
-    r->ms = run_scheme(s, im, key0, nonce, im->px, ct, dec);
+    double ms2 = 0, ms3 = 0;
+    fig = run_scheme(s, im, key0, nonce, im->px, ct, dec, &r->ms);
+    if (fig != DCMC_OK) {
+        r->psnr = NAN;
+        goto out;
+    }
     values(im, ct, v0);
     values(im, im->px, vp);
     values(im, dec, v1);
@@ -279,15 +289,22 @@ static dcmc_status evaluate(const scheme *s, const image *im, const dcmc_key *ke
     word ^= (uint64_t)1 << low; /* one level up or down */
     for (size_t b = 0; b < B; b++)
         p2[mid * B + b] = (uint8_t)(word >> (8 * b));
-    r->ms = fmin(r->ms, run_scheme(s, im, key0, nonce, p2, ct2, NULL)); /* the fastest of three */
+    dcmc_status st = run_scheme(s, im, key0, nonce, p2, ct2, NULL, &ms2);
+    r->ms = fmin(r->ms, ms2); /* the fastest of three */
     values(im, ct2, v1);
     dcmc_metric_npcr_uaci(v0, v1, n, bits, &r->npcr, &r->uaci);
     /* One key bit. */
     dcmc_key k1 = *key0;
     k1.bytes[13] ^= 0x10;
-    r->ms = fmin(r->ms, run_scheme(s, im, &k1, nonce, im->px, ct2, NULL));
+    if (st == DCMC_OK)
+        st = run_scheme(s, im, &k1, nonce, im->px, ct2, NULL, &ms3);
+    r->ms = fmin(r->ms, ms3);
     values(im, ct2, v1);
     dcmc_metric_npcr_uaci(v0, v1, n, bits, &r->npcr_key, &r->uaci_key);
+    if (st != DCMC_OK) {
+        r->psnr = NAN;
+        fig = st;
+    }
 out:
     free(ct);
     free(ct2);

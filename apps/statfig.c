@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "dcmcrypt_io.h"
+#include "dcmcrypt/io.h"
 
 enum { MARGIN = 16, GAP = 24, WHITE = 255, BLACK = 0, BAR = 70, GUIDE = 150 };
 

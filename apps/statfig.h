@@ -10,7 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "dcmcrypt.h"
+#include "dcmcrypt/dcmcrypt.h"
 
 /* Original | encrypted | decrypted, side by side at full resolution. The original and the
  * decryption share one linear window (the original's minimum to maximum); the cipher image is

@@ -10,8 +10,9 @@
 #include <string.h>
 
 #include "cipher/internal.h"
-#include "dcmcrypt.h"
-#include "dcmcrypt_io.h"
+#include "dcmcrypt/dcmcrypt.h"
+#include "dcmcrypt/io.h"
+#include "nn/kernels.h"
 
 #include <openssl/evp.h>
 
@@ -61,7 +62,7 @@ static double run(const char *preset, unsigned bits, int threads, int frames, co
     h.frames = (uint32_t)frames;
     dcmc_key key;
     dcmc_key_generate(&key);
-    dcmc_random(h.nonce, sizeof h.nonce);
+    dcmci_random(h.nonce, sizeof h.nonce);
     size_t fb;
     dcmc_layout_frame_bytes(&l, &fb);
     uint8_t *px = malloc(fb), *ct = malloc(fb);
@@ -72,7 +73,7 @@ static double run(const char *preset, unsigned bits, int threads, int frames, co
         exit(2);
     }
     dcmc_frame_encrypt(fc, 0, px, ct, fb); /* warm-up: page faults, thread pool */
-    uint64_t net = 0, ks = 0, dif = 0, t0 = dcmc_now_ns();
+    uint64_t net = 0, ks = 0, dif = 0, t0 = dcmci_now_ns();
     for (int f = 0; f < frames; f++) {
         dcmc_frame_encrypt(fc, (uint32_t)f, px, ct, fb);
         dcmc_frame_timing t;
@@ -81,7 +82,7 @@ static double run(const char *preset, unsigned bits, int threads, int frames, co
         ks += t.keystream_ns;
         dif += t.diffusion_ns;
     }
-    double total = (double)(dcmc_now_ns() - t0) / 1e6 / frames;
+    double total = (double)(dcmci_now_ns() - t0) / 1e6 / frames;
     double ops = network_ops(&h.preset, 1);
     if (!quiet)
         printf("preset=%s bits=%u threads=%d ms_per_frame=%.2f frames_per_s=%.2f gops=%.1f "
@@ -186,7 +187,7 @@ int main(int argc, char **argv)
         else if (!strcmp(argv[i], "--preset") && i + 1 < argc)
             preset_only = argv[++i];
         else if (!strcmp(argv[i], "--simd") && i + 1 < argc) {
-            if (dcmc_simd_force(argv[++i]) != DCMC_OK) {
+            if (dcmci_simd_force(argv[++i]) != DCMC_OK) {
                 fprintf(stderr, "dcmcrypt-bench: SIMD path '%s' not available\n", argv[i]);
                 return 1;
             }

@@ -38,7 +38,7 @@
 
 #include <openjpeg.h>
 
-#include "dcmcrypt_dicom.h"
+#include "dcmcrypt/dicom.h"
 #include "prescan.h"
 
 namespace {
@@ -150,8 +150,8 @@ const unsigned kMaxNesting = 64;
 
 void check_nesting(const char *path)
 {
-    dcmc_prescan_result r;
-    if (dcmc_prescan(path, kMaxNesting, &r) != 0)
+    dcmci_prescan_result r;
+    if (dcmci_prescan(path, kMaxNesting, &r) != 0)
         fail(DCMC_ERR_IO, "cannot read %s: %s", path, strerror(errno));
     if (r.bad_record_type)
         fail(DCMC_ERR_FORMAT,

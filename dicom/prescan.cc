@@ -983,16 +983,16 @@ public:
 
 } // namespace
 
-extern "C" int dcmc_prescan_depth(const char *path, unsigned stop_at, unsigned *depth)
+extern "C" int dcmci_prescan_depth(const char *path, unsigned stop_at, unsigned *depth)
 {
-    dcmc_prescan_result r;
-    int rc = dcmc_prescan(path, stop_at, &r);
+    dcmci_prescan_result r;
+    int rc = dcmci_prescan(path, stop_at, &r);
     if (depth)
         *depth = r.depth;
     return rc;
 }
 
-extern "C" int dcmc_prescan(const char *path, unsigned stop_at, dcmc_prescan_result *result)
+extern "C" int dcmci_prescan(const char *path, unsigned stop_at, dcmci_prescan_result *result)
 {
     if (result)
         memset(result, 0, sizeof *result);

@@ -33,16 +33,16 @@ extern "C" {
  * Returns -1 with errno set if the file cannot be opened/read (EINVAL for NULL arguments,
  * ENOMEM when memory runs out). Malformed structure is not an error: the scan returns the depth
  * reached so far (DCMTK will then reject the file on its own). */
-int dcmc_prescan_depth(const char *path, unsigned stop_at, unsigned *depth);
+int dcmci_prescan_depth(const char *path, unsigned stop_at, unsigned *depth);
 
 /* The same scan, with what else it finds that DCMTK cannot be trusted to parse. */
-typedef struct dcmc_prescan_result {
-    unsigned depth;      /* as dcmc_prescan_depth */
+typedef struct dcmci_prescan_result {
+    unsigned depth;      /* as dcmci_prescan_depth */
     int bad_record_type; /* a Directory Record Type (0004,1430) with a component longer than
                           * 16 characters: DCMTK 3.6.7 can throw out of its parser (and leak)
                           * on such a DICOMDIR record */
-} dcmc_prescan_result;
-int dcmc_prescan(const char *path, unsigned stop_at, dcmc_prescan_result *result);
+} dcmci_prescan_result;
+int dcmci_prescan(const char *path, unsigned stop_at, dcmci_prescan_result *result);
 
 #ifdef __cplusplus
 }

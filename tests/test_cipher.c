@@ -6,7 +6,8 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "dcmcrypt.h"
+#include "dcmcrypt/dcmcrypt.h"
+#include "nn/kernels.h"
 #include "test_common.h"
 
 typedef struct image {
@@ -257,11 +258,11 @@ static void test_simd_paths_identical(void)
 {
     dcmc_layout l = {128, 130, 1, 0, 16, 16, 15, 1};
     enc_result ref;
-    CU_ASSERT_EQUAL_FATAL(dcmc_simd_force("scalar"), DCMC_OK);
+    CU_ASSERT_EQUAL_FATAL(dcmci_simd_force("scalar"), DCMC_OK);
     encrypt_fixed(&l, 1, 2, "at-resnet-cm", &ref);
     const char *paths[] = {"avx2", "avx512-vnni"};
     for (int i = 0; i < 2; i++) {
-        if (dcmc_simd_force(paths[i]) != DCMC_OK) {
+        if (dcmci_simd_force(paths[i]) != DCMC_OK) {
             fprintf(stderr, "(%s not available on this CPU) ", paths[i]);
             continue;
         }
@@ -270,8 +271,8 @@ static void test_simd_paths_identical(void)
         CU_ASSERT(same_result(&ref, &r));
         free_result(&r);
     }
-    CU_ASSERT_EQUAL(dcmc_simd_force("auto"), DCMC_OK);
-    CU_ASSERT_EQUAL(dcmc_simd_force("neon"), DCMC_ERR_ARG);
+    CU_ASSERT_EQUAL(dcmci_simd_force("auto"), DCMC_OK);
+    CU_ASSERT_EQUAL(dcmci_simd_force("neon"), DCMC_ERR_ARG);
     free_result(&ref);
 }
 

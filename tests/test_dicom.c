@@ -11,8 +11,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "dcmcrypt.h"
-#include "dcmcrypt_dicom.h"
+#include "dcmcrypt/dcmcrypt.h"
+#include "dcmcrypt/dicom.h"
 #include "test_common.h"
 
 static char g_dir[64];

@@ -8,7 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "dcmcrypt_io.h"
+#include "dcmcrypt/io.h"
 #include "test_common.h"
 
 static void tmp_path(char *buf, size_t n, const char *ext)

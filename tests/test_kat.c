@@ -10,7 +10,7 @@
 #include <string.h>
 
 #include "cipher/internal.h"
-#include "dcmcrypt.h"
+#include "dcmcrypt/dcmcrypt.h"
 #include "nn/network.h"
 #include "test_common.h"
 
@@ -167,17 +167,17 @@ static void run_kat(const char *path)
 
     /* Intermediate values first: they say where a mismatch starts. */
     uint8_t prk[32], sub[32];
-    CU_ASSERT_EQUAL(dcmc_prk_derive(&key, nonce, prk), DCMC_OK);
-    CU_ASSERT_EQUAL(dcmc_subkey(prk, "net", 0, sub), DCMC_OK);
+    CU_ASSERT_EQUAL(dcmci_prk_derive(&key, nonce, prk), DCMC_OK);
+    CU_ASSERT_EQUAL(dcmci_subkey(prk, "net", 0, sub), DCMC_OK);
     CU_ASSERT(check_bytes(&k, "subkey_net_0", sub, 32));
     const char *gens[2][2] = {{"o1_0", "chaos"}, {"o2_0", "diffusion"}};
     for (int g = 0; g < 2; g++) {
         uint32_t want[8], got[8];
         CU_ASSERT_EQUAL(parse_u32s(kat_get(&k, gens[g][0]), want, 8), 8);
-        dcmc_logistic gen;
-        dcmc_subkey(prk, gens[g][1], 0, sub);
-        dcmc_logistic_seed(&gen, sub);
-        dcmc_logistic_fill(&gen, got, 8);
+        dcmci_logistic gen;
+        dcmci_subkey(prk, gens[g][1], 0, sub);
+        dcmci_logistic_seed(&gen, sub);
+        dcmci_logistic_fill(&gen, got, 8);
         CU_ASSERT(memcmp(want, got, sizeof got) == 0);
         if (memcmp(want, got, sizeof got) != 0)
             fprintf(stderr, "\n  KAT %s: %s differs", k.name, gens[g][0]);
@@ -217,19 +217,19 @@ static void run_kat(const char *path)
                     a[(2 * s) * h * w + y * w + x] = vals[s * N + 2 * y * l.cols + 2 * x];
                     a[(2 * s + 1) * h * w + y * w + x] = vals[s * N + 2 * y * l.cols + 2 * x + 1];
                 }
-        dcmc_net_plan *plan;
-        CU_ASSERT_EQUAL_FATAL(dcmc_net_plan_new(&plan, p, (unsigned)planes, h, w, l.bits_stored, 2),
+        dcmci_net_plan *plan;
+        CU_ASSERT_EQUAL_FATAL(dcmci_net_plan_new(&plan, p, (unsigned)planes, h, w, l.bits_stored, 2),
                               DCMC_OK);
-        size_t wb = dcmc_net_weight_bytes(p, (unsigned)planes);
+        size_t wb = dcmci_net_weight_bytes(p, (unsigned)planes);
         uint8_t *ws = malloc(wb);
-        dcmc_subkey(prk, "net", 0, sub);
-        dcmc_chacha20_stream(sub, ws, wb);
-        dcmc_net_load(plan, ws);
-        dcmc_net_eval(plan, 0, a, got);
+        dcmci_subkey(prk, "net", 0, sub);
+        dcmci_chacha20_stream(sub, ws, wb);
+        dcmci_net_load(plan, ws);
+        dcmci_net_eval(plan, 0, a, got);
         CU_ASSERT(memcmp(want, got, nv * sizeof *got) == 0);
         if (memcmp(want, got, nv * sizeof *got) != 0)
             fprintf(stderr, "\n  KAT %s: net_f0_out differs", k.name);
-        dcmc_net_plan_free(plan);
+        dcmci_net_plan_free(plan);
         free(ws);
         free(vals);
         free(a);

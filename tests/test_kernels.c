@@ -6,38 +6,38 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "dcmcrypt.h"
+#include "dcmcrypt/dcmcrypt.h"
 #include "nn/kernels.h"
 #include "test_common.h"
 
 static void compare_paths(unsigned cin, size_t w, int mode, dcmc_test_rng *r)
 {
-    size_t stride = (w + 2) * cin, nin = 3 * stride, nw = 9 * (size_t)cin * DCMC_CONV_COUT;
+    size_t stride = (w + 2) * cin, nin = 3 * stride, nw = 9 * (size_t)cin * DCMCI_CONV_COUT;
     uint8_t *in = malloc(nin);
     int8_t *wp = malloc(nw);
-    int32_t bias[DCMC_CONV_COUT];
-    int32_t *ref = malloc(w * DCMC_CONV_COUT * sizeof *ref), *got = malloc(w * DCMC_CONV_COUT * sizeof *got);
+    int32_t bias[DCMCI_CONV_COUT];
+    int32_t *ref = malloc(w * DCMCI_CONV_COUT * sizeof *ref), *got = malloc(w * DCMCI_CONV_COUT * sizeof *got);
     for (size_t i = 0; i < nin; i++)
         in[i] = mode == 0 ? (uint8_t)dcmc_test_next(r) : 255;
     for (size_t i = 0; i < nw; i++)
         wp[i] = mode == 0 ? (int8_t)((int)(dcmc_test_next(r) % 128) - 64) : (mode == 1 ? -64 : 63);
-    for (unsigned o = 0; o < DCMC_CONV_COUT; o++)
+    for (unsigned o = 0; o < DCMCI_CONV_COUT; o++)
         bias[o] = (int32_t)(dcmc_test_next(r) % 16384) - 8192;
-    dcmc_conv3x3_row_scalar(in, stride, w, cin, wp, bias, ref);
-    static const dcmc_simd paths[] = {DCMC_SIMD_AVX2, DCMC_SIMD_AVX512VNNI};
-    static const dcmc_conv3x3_row_fn fns[] = {
+    dcmci_conv3x3_row_scalar(in, stride, w, cin, wp, bias, ref);
+    static const dcmci_simd paths[] = {DCMCI_SIMD_AVX2, DCMCI_SIMD_AVX512VNNI};
+    static const dcmci_conv3x3_row_fn fns[] = {
 #ifdef DCMC_HAVE_AVX2_KERNEL
-        dcmc_conv3x3_row_avx2, dcmc_conv3x3_row_avx512vnni,
+        dcmci_conv3x3_row_avx2, dcmci_conv3x3_row_avx512vnni,
 #else
         NULL, NULL,
 #endif
     };
     for (int p = 0; p < 2; p++) {
-        if (!fns[p] || !dcmc_simd_supported(paths[p]))
+        if (!fns[p] || !dcmci_simd_supported(paths[p]))
             continue;
-        memset(got, 0x55, w * DCMC_CONV_COUT * sizeof *got);
+        memset(got, 0x55, w * DCMCI_CONV_COUT * sizeof *got);
         fns[p](in, stride, w, cin, wp, bias, got);
-        int same = memcmp(ref, got, w * DCMC_CONV_COUT * sizeof *got) == 0;
+        int same = memcmp(ref, got, w * DCMCI_CONV_COUT * sizeof *got) == 0;
         CU_ASSERT(same);
         if (!same)
             fprintf(stderr, "\n  path %d cin %u w %zu mode %d differs", p, cin, w, mode);
@@ -54,8 +54,8 @@ static void test_kernels_equal_scalar(void)
     static const size_t ws[] = {1, 2, 3, 7, 8, 9, 11, 12, 13, 15, 16, 17, 24, 25, 31, 64, 255, 256, 257};
     dcmc_test_rng r = {31337};
     int any = 0;
-    for (int p = DCMC_SIMD_AVX2; p <= DCMC_SIMD_AVX512VNNI; p++)
-        any |= dcmc_simd_supported((dcmc_simd)p);
+    for (int p = DCMCI_SIMD_AVX2; p <= DCMCI_SIMD_AVX512VNNI; p++)
+        any |= dcmci_simd_supported((dcmci_simd)p);
     if (!any)
         fprintf(stderr, "(no SIMD path on this CPU: scalar only) ");
     for (size_t c = 0; c < sizeof cins / sizeof cins[0]; c++)
@@ -67,11 +67,11 @@ static void test_kernels_equal_scalar(void)
 
 static void test_dispatch(void)
 {
-    CU_ASSERT_EQUAL(dcmc_simd_force("scalar"), 0);
-    CU_ASSERT_EQUAL(dcmc_simd_current(), DCMC_SIMD_SCALAR);
-    CU_ASSERT(dcmc_conv3x3_row_kernel() == dcmc_conv3x3_row_scalar);
-    CU_ASSERT_EQUAL(dcmc_simd_force("auto"), 0);
-    CU_ASSERT(dcmc_simd_supported(dcmc_simd_current()));
+    CU_ASSERT_EQUAL(dcmci_simd_force("scalar"), 0);
+    CU_ASSERT_EQUAL(dcmci_simd_current(), DCMCI_SIMD_SCALAR);
+    CU_ASSERT(dcmci_conv3x3_row_kernel() == dcmci_conv3x3_row_scalar);
+    CU_ASSERT_EQUAL(dcmci_simd_force("auto"), 0);
+    CU_ASSERT(dcmci_simd_supported(dcmci_simd_current()));
 }
 
 int dcmc_test_register_kernels(void)

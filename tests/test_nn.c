@@ -6,33 +6,34 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "dcmcrypt.h"
+#include "dcmcrypt/dcmcrypt.h"
 #include "nn/network.h"
+#include "nn/kernels.h"
 #include "test_common.h"
 
 #define H 37
 #define W 53
 
-static void fill_weights(dcmc_net_plan *p, const dcmc_preset *pr, unsigned planes, uint64_t seed)
+static void fill_weights(dcmci_net_plan *p, const dcmc_preset *pr, unsigned planes, uint64_t seed)
 {
-    size_t n = dcmc_net_weight_bytes(pr, planes);
+    size_t n = dcmci_net_weight_bytes(pr, planes);
     uint8_t *w = malloc(n);
     dcmc_test_rng r = {seed};
     for (size_t i = 0; i < n; i++)
         w[i] = (uint8_t)dcmc_test_next(&r);
-    dcmc_net_load(p, w);
+    dcmci_net_load(p, w);
     free(w);
 }
 
 static uint32_t *eval(const dcmc_preset *pr, unsigned planes, int threads, uint64_t wseed,
                       const uint32_t *in, unsigned index)
 {
-    dcmc_net_plan *p = NULL;
-    CU_ASSERT_EQUAL_FATAL(dcmc_net_plan_new(&p, pr, planes, H, W, 16, threads), DCMC_OK);
+    dcmci_net_plan *p = NULL;
+    CU_ASSERT_EQUAL_FATAL(dcmci_net_plan_new(&p, pr, planes, H, W, 16, threads), DCMC_OK);
     fill_weights(p, pr, planes, wseed);
     uint32_t *out = malloc((size_t)planes * H * W * sizeof *out);
-    dcmc_net_eval(p, index, in, out);
-    dcmc_net_plan_free(p);
+    dcmci_net_eval(p, index, in, out);
+    dcmci_net_plan_free(p);
     return out;
 }
 
@@ -49,16 +50,16 @@ static void test_plan_validation(void)
 {
     dcmc_preset pr;
     dcmc_preset_by_name("at-resnet-cm", &pr);
-    dcmc_net_plan *p = (dcmc_net_plan *)1;
-    CU_ASSERT_EQUAL(dcmc_net_plan_new(&p, &pr, 0, 4, 4, 8, 1), DCMC_ERR_ARG);
+    dcmci_net_plan *p = (dcmci_net_plan *)1;
+    CU_ASSERT_EQUAL(dcmci_net_plan_new(&p, &pr, 0, 4, 4, 8, 1), DCMC_ERR_ARG);
     CU_ASSERT_PTR_NULL(p);
-    CU_ASSERT_EQUAL(dcmc_net_plan_new(&p, &pr, 2, 0, 4, 8, 1), DCMC_ERR_ARG);
-    CU_ASSERT_EQUAL(dcmc_net_plan_new(&p, &pr, 2, 4, 4, 33, 1), DCMC_ERR_ARG);
-    CU_ASSERT_EQUAL(dcmc_net_plan_new(&p, &pr, 2, 4, 4, 8, 0), DCMC_ERR_ARG);
-    CU_ASSERT_EQUAL(dcmc_net_plan_new(&p, &pr, 2, 70000, 4, 8, 1), DCMC_ERR_OVERFLOW);
+    CU_ASSERT_EQUAL(dcmci_net_plan_new(&p, &pr, 2, 0, 4, 8, 1), DCMC_ERR_ARG);
+    CU_ASSERT_EQUAL(dcmci_net_plan_new(&p, &pr, 2, 4, 4, 33, 1), DCMC_ERR_ARG);
+    CU_ASSERT_EQUAL(dcmci_net_plan_new(&p, &pr, 2, 4, 4, 8, 0), DCMC_ERR_ARG);
+    CU_ASSERT_EQUAL(dcmci_net_plan_new(&p, &pr, 2, 70000, 4, 8, 1), DCMC_ERR_OVERFLOW);
     pr.sa_kernel = 9;
-    CU_ASSERT_EQUAL(dcmc_net_plan_new(&p, &pr, 2, 4, 4, 8, 1), DCMC_ERR_PRESET);
-    dcmc_net_plan_free(NULL);
+    CU_ASSERT_EQUAL(dcmci_net_plan_new(&p, &pr, 2, 4, 4, 8, 1), DCMC_ERR_PRESET);
+    dcmci_net_plan_free(NULL);
 }
 
 static void test_threads_identical(void)
@@ -87,17 +88,17 @@ static void test_simd_identical(void)
     dcmc_preset pr;
     dcmc_preset_by_name("at-resnet-cm", &pr);
     uint32_t *in = random_planes(6, 8);
-    CU_ASSERT_EQUAL_FATAL(dcmc_simd_force("scalar"), DCMC_OK);
+    CU_ASSERT_EQUAL_FATAL(dcmci_simd_force("scalar"), DCMC_OK);
     uint32_t *ref = eval(&pr, 6, 2, 3, in, 0);
     const char *paths[] = {"avx2", "avx512-vnni"};
     for (int i = 0; i < 2; i++) {
-        if (dcmc_simd_force(paths[i]) != DCMC_OK)
+        if (dcmci_simd_force(paths[i]) != DCMC_OK)
             continue;
         uint32_t *o = eval(&pr, 6, 2, 3, in, 0);
         CU_ASSERT(memcmp(ref, o, (size_t)6 * H * W * sizeof *o) == 0);
         free(o);
     }
-    dcmc_simd_force("auto");
+    dcmci_simd_force("auto");
     free(in);
     free(ref);
 }

@@ -285,7 +285,7 @@ static void raw_deflate(bytes *out, const bytes *in)
 static unsigned scan(const char *path, unsigned stop_at)
 {
     unsigned d = 12345;
-    int rc = dcmc_prescan_depth(path, stop_at, &d);
+    int rc = dcmci_prescan_depth(path, stop_at, &d);
     CU_ASSERT_EQUAL(rc, 0);
     if (rc != 0)
         fprintf(stderr, "prescan %s: %s\n", path, strerror(errno));
@@ -732,15 +732,15 @@ static void test_errors(void)
 {
     unsigned d = 7;
     errno = 0;
-    CU_ASSERT_EQUAL(dcmc_prescan_depth(tmp("does-not-exist.dcm"), 64, &d), -1);
+    CU_ASSERT_EQUAL(dcmci_prescan_depth(tmp("does-not-exist.dcm"), 64, &d), -1);
     CU_ASSERT_EQUAL(errno, ENOENT);
     errno = 0;
-    CU_ASSERT_EQUAL(dcmc_prescan_depth(g_dir, 64, &d), -1); /* a directory: cannot be read */
+    CU_ASSERT_EQUAL(dcmci_prescan_depth(g_dir, 64, &d), -1); /* a directory: cannot be read */
     CU_ASSERT_EQUAL(errno, EISDIR);
     errno = 0;
-    CU_ASSERT_EQUAL(dcmc_prescan_depth(NULL, 64, &d), -1);
+    CU_ASSERT_EQUAL(dcmci_prescan_depth(NULL, 64, &d), -1);
     CU_ASSERT_EQUAL(errno, EINVAL);
-    CU_ASSERT_EQUAL(dcmc_prescan_depth(tmp("x"), 64, NULL), -1);
+    CU_ASSERT_EQUAL(dcmci_prescan_depth(tmp("x"), 64, NULL), -1);
 }
 
 /* The regression files of tests/hostile/make_hostile.py. */
@@ -814,8 +814,8 @@ static void test_samples(void)
  * nothing in the real DICOMDIRs. */
 static void test_record_type(void)
 {
-    dcmc_prescan_result r;
-    CU_ASSERT_EQUAL_FATAL(dcmc_prescan(DCMC_SOURCE_DIR
+    dcmci_prescan_result r;
+    CU_ASSERT_EQUAL_FATAL(dcmci_prescan(DCMC_SOURCE_DIR
                                        "/tests/fuzz/regressions/fuzz_dicom-leak-dicomdir.bin",
                                        64, &r),
                           0);
@@ -826,7 +826,7 @@ static void test_record_type(void)
         char path[512];
         snprintf(path, sizeof path, "%s/sample-data/study-tree/pydicom-dicomdirtests/%s",
                  DCMC_SOURCE_DIR, ok[i]);
-        CU_ASSERT_EQUAL_FATAL(dcmc_prescan(path, 64, &r), 0);
+        CU_ASSERT_EQUAL_FATAL(dcmci_prescan(path, 64, &r), 0);
         CU_ASSERT_EQUAL(r.bad_record_type, 0);
         CU_ASSERT(r.depth >= 1 && r.depth <= 4);
     }

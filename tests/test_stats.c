@@ -14,9 +14,10 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "dcmcrypt.h"
-#include "dcmcrypt_io.h"
-#include "dcmcrypt_metrics.h"
+#include "dcmcrypt/dcmcrypt.h"
+#include "dcmcrypt/research.h"
+#include "dcmcrypt/io.h"
+#include "dcmcrypt/metrics.h"
 #include "test_common.h"
 
 #define TRIALS 8

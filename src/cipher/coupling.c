@@ -9,7 +9,7 @@
 #include "cipher/internal.h"
 #include "nn/network.h"
 
-dcmc_status dcmc_coupling_init(dcmc_coupling *c, const dcmc_preset *pr, const dcmc_layout *l,
+dcmc_status dcmci_coupling_init(dcmci_coupling *c, const dcmc_preset *pr, const dcmc_layout *l,
                                int threads)
 {
     memset(c, 0, sizeof *c);
@@ -22,27 +22,27 @@ dcmc_status dcmc_coupling_init(dcmc_coupling *c, const dcmc_preset *pr, const dc
     if (c->cell_rows == 0 || c->cell_cols == 0)
         return DCMC_OK;
     const unsigned planes = 2 * l->samples;
-    dcmc_status st = dcmc_net_plan_new(&c->plan, pr, planes, c->cell_rows, c->cell_cols,
+    dcmc_status st = dcmci_net_plan_new(&c->plan, pr, planes, c->cell_rows, c->cell_cols,
                                        l->bits_stored, threads);
     if (st != DCMC_OK)
         return st;
     size_t n = c->cell_rows * c->cell_cols * planes; /* < 2^32 * 2: no overflow on 64-bit */
     c->a = malloc(n * sizeof *c->a);
     c->b = malloc(n * sizeof *c->b);
-    c->weight_bytes = dcmc_net_weight_bytes(pr, planes);
+    c->weight_bytes = dcmci_net_weight_bytes(pr, planes);
     c->weights = malloc(c->weight_bytes);
     if (c->a == NULL || c->b == NULL || c->weights == NULL) {
-        dcmc_coupling_free(c);
+        dcmci_coupling_free(c);
         return DCMC_ERR_NOMEM;
     }
     return DCMC_OK;
 }
 
-void dcmc_coupling_free(dcmc_coupling *c)
+void dcmci_coupling_free(dcmci_coupling *c)
 {
     if (c == NULL)
         return;
-    dcmc_net_plan_free(c->plan);
+    dcmci_net_plan_free(c->plan);
     size_t n = c->cell_rows * c->cell_cols * 2 * c->samples;
     if (c->a)
         dcmc_free(c->a, n * sizeof *c->a);
@@ -54,7 +54,7 @@ void dcmc_coupling_free(dcmc_coupling *c)
 }
 
 /* Move values between the frame (plane-major) and the A/B cell planes. */
-static void cells(dcmc_coupling *c, uint32_t *v, int gather)
+static void cells(dcmci_coupling *c, uint32_t *v, int gather)
 {
     const size_t hw = c->cell_rows * c->cell_cols, n = c->rows * c->cols;
     for (unsigned s = 0; s < c->samples; s++) {
@@ -81,29 +81,29 @@ static void cells(dcmc_coupling *c, uint32_t *v, int gather)
     }
 }
 
-dcmc_status dcmc_coupling_run(dcmc_coupling *c, const uint8_t prk[32], uint32_t frame,
+dcmc_status dcmci_coupling_run(dcmci_coupling *c, const uint8_t prk[32], uint32_t frame,
                               uint32_t *v, int decrypt)
 {
     if (c->plan == NULL)
         return DCMC_OK;
     uint8_t key[32];
-    dcmc_status st = dcmc_subkey(prk, "net", frame, key);
+    dcmc_status st = dcmci_subkey(prk, "net", frame, key);
     if (st == DCMC_OK)
-        st = dcmc_chacha20_stream(key, c->weights, c->weight_bytes);
+        st = dcmci_chacha20_stream(key, c->weights, c->weight_bytes);
     dcmc_wipe(key, sizeof key);
     if (st != DCMC_OK)
         return st;
-    dcmc_net_load(c->plan, c->weights);
+    dcmci_net_load(c->plan, c->weights);
     cells(c, v, 1);
     if (!decrypt) {
         for (unsigned r = 0; r < c->rounds; r++) {
-            dcmc_net_apply(c->plan, 2 * r, c->a, c->b, +1);
-            dcmc_net_apply(c->plan, 2 * r + 1, c->b, c->a, +1);
+            dcmci_net_apply(c->plan, 2 * r, c->a, c->b, +1);
+            dcmci_net_apply(c->plan, 2 * r + 1, c->b, c->a, +1);
         }
     } else {
         for (unsigned r = c->rounds; r-- > 0;) {
-            dcmc_net_apply(c->plan, 2 * r + 1, c->b, c->a, -1);
-            dcmc_net_apply(c->plan, 2 * r, c->a, c->b, -1);
+            dcmci_net_apply(c->plan, 2 * r + 1, c->b, c->a, -1);
+            dcmci_net_apply(c->plan, 2 * r, c->a, c->b, -1);
         }
     }
     cells(c, v, 0);

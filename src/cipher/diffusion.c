@@ -17,7 +17,7 @@ static inline uint32_t mask_of(unsigned bits)
     return bits >= 32 ? 0xFFFFFFFFu : ((uint32_t)1 << bits) - 1;
 }
 
-void dcmc_diffuse_encrypt(uint32_t *v, const uint32_t *k, const uint32_t *d, size_t n,
+void dcmci_diffuse_encrypt(uint32_t *v, const uint32_t *k, const uint32_t *d, size_t n,
                           unsigned bits)
 {
     const uint32_t mask = mask_of(bits);
@@ -38,7 +38,7 @@ void dcmc_diffuse_encrypt(uint32_t *v, const uint32_t *k, const uint32_t *d, siz
     }
 }
 
-void dcmc_diffuse_decrypt(uint32_t *v, const uint32_t *k, const uint32_t *d, size_t n,
+void dcmci_diffuse_decrypt(uint32_t *v, const uint32_t *k, const uint32_t *d, size_t n,
                           unsigned bits)
 {
     const uint32_t mask = mask_of(bits);

@@ -15,7 +15,7 @@ struct dcmc_frame_cipher {
     size_t n, len, frame_bytes; /* pixels per plane, values per frame, bytes per frame */
     uint32_t mask;
     int threads;
-    dcmc_coupling coupling;
+    dcmci_coupling coupling;
     uint32_t *v, *k, *d;
     dcmc_frame_timing timing;
 };
@@ -28,7 +28,7 @@ static inline uint32_t word_get(const uint8_t *f, size_t j, unsigned ba)
     case 1: return (f[j >> 3] >> (j & 7)) & 1u;
     case 8: return f[j];
     case 16: return (uint32_t)f[2 * j] | (uint32_t)f[2 * j + 1] << 8;
-    default: return dcmc_load32le(f + 4 * j);
+    default: return dcmci_load32le(f + 4 * j);
     }
 }
 
@@ -38,7 +38,7 @@ static inline void word_put(uint8_t *f, size_t j, unsigned ba, uint32_t w)
     case 1: f[j >> 3] = (uint8_t)((f[j >> 3] & ~(1u << (j & 7))) | (w << (j & 7))); break;
     case 8: f[j] = (uint8_t)w; break;
     case 16: f[2 * j] = (uint8_t)w; f[2 * j + 1] = (uint8_t)(w >> 8); break;
-    default: dcmc_store32le(f + 4 * j, w); break;
+    default: dcmci_store32le(f + 4 * j, w); break;
     }
 }
 
@@ -80,7 +80,7 @@ static inline size_t word_index(const dcmc_layout *l, size_t n, unsigned s, size
     return l->planar ? s * n + i : i * l->samples + s;
 }
 
-void dcmc_frame_values(const dcmc_layout *l, size_t n, const uint8_t *in, uint32_t *v)
+void dcmci_frame_values(const dcmc_layout *l, size_t n, const uint8_t *in, uint32_t *v)
 {
     field f = field_of(l);
     for (unsigned s = 0; s < l->samples; s++)
@@ -88,7 +88,7 @@ void dcmc_frame_values(const dcmc_layout *l, size_t n, const uint8_t *in, uint32
             v[s * n + i] = value_of(&f, word_get(in, word_index(l, n, s, i), f.ba));
 }
 
-void dcmc_frame_words(const dcmc_layout *l, size_t n, const uint32_t *v, uint8_t *out,
+void dcmci_frame_words(const dcmc_layout *l, size_t n, const uint32_t *v, uint8_t *out,
                       size_t frame_bytes)
 {
     field f = field_of(l);
@@ -99,7 +99,7 @@ void dcmc_frame_words(const dcmc_layout *l, size_t n, const uint32_t *v, uint8_t
             word_put(out, word_index(l, n, s, i), f.ba, canonical(&f, v[s * n + i]));
 }
 
-int dcmc_frame_residue(const dcmc_layout *l, const uint8_t *frame, uint8_t *res)
+int dcmci_frame_residue(const dcmc_layout *l, const uint8_t *frame, uint8_t *res)
 {
     field f = field_of(l);
     size_t words = (size_t)l->rows * l->cols * l->samples;
@@ -125,7 +125,7 @@ int dcmc_frame_residue(const dcmc_layout *l, const uint8_t *frame, uint8_t *res)
     return any;
 }
 
-void dcmc_frame_residue_apply(const dcmc_layout *l, uint8_t *frame, const uint8_t *res)
+void dcmci_frame_residue_apply(const dcmc_layout *l, uint8_t *frame, const uint8_t *res)
 {
     size_t words = (size_t)l->rows * l->cols * l->samples;
     if (l->bits_allocated == 1) {
@@ -143,7 +143,7 @@ void dcmc_frame_cipher_free(dcmc_frame_cipher *fc)
 {
     if (fc == NULL)
         return;
-    dcmc_coupling_free(&fc->coupling);
+    dcmci_coupling_free(&fc->coupling);
     if (fc->v)
         dcmc_free(fc->v, fc->len * sizeof *fc->v);
     if (fc->k)
@@ -177,7 +177,7 @@ dcmc_status dcmc_frame_cipher_new(dcmc_frame_cipher **out, const dcmc_key *key,
     fc->len = fc->n * hdr->layout.samples;
     fc->frame_bytes = fb;
     fc->mask = field_of(&hdr->layout).mask;
-    if ((st = dcmc_prk_derive(key, hdr->nonce, fc->prk)) != DCMC_OK)
+    if ((st = dcmci_prk_derive(key, hdr->nonce, fc->prk)) != DCMC_OK)
         goto fail;
     fc->v = malloc(fc->len * sizeof *fc->v);
     fc->k = malloc(fc->len * sizeof *fc->k);
@@ -186,8 +186,8 @@ dcmc_status dcmc_frame_cipher_new(dcmc_frame_cipher **out, const dcmc_key *key,
         st = DCMC_ERR_NOMEM;
         goto fail;
     }
-    fc->threads = dcmc_threads_resolve(threads);
-    st = dcmc_coupling_init(&fc->coupling, &hdr->preset, &hdr->layout, fc->threads);
+    fc->threads = dcmci_threads_resolve(threads);
+    st = dcmci_coupling_init(&fc->coupling, &hdr->preset, &hdr->layout, fc->threads);
     if (st != DCMC_OK)
         goto fail;
     *out = fc;
@@ -206,36 +206,36 @@ static dcmc_status frame_run(dcmc_frame_cipher *fc, uint32_t index, const uint8_
         return bytes < fc->frame_bytes ? DCMC_ERR_TRUNCATED : DCMC_ERR_ARG;
     const unsigned bits = fc->layout.bits_stored;
     dcmc_status st;
-    uint64_t t0 = dcmc_now_ns();
-    dcmc_frame_values(&fc->layout, fc->n, in, fc->v);
-    uint64_t t1 = dcmc_now_ns(), t2, t3;
+    uint64_t t0 = dcmci_now_ns();
+    dcmci_frame_values(&fc->layout, fc->n, in, fc->v);
+    uint64_t t1 = dcmci_now_ns(), t2, t3;
     if (!decrypt) {
-        if ((st = dcmc_coupling_run(&fc->coupling, fc->prk, index, fc->v, 0)) != DCMC_OK)
+        if ((st = dcmci_coupling_run(&fc->coupling, fc->prk, index, fc->v, 0)) != DCMC_OK)
             return st;
-        t2 = dcmc_now_ns();
-        st = dcmc_keystream_frame(fc->prk, index, fc->standard_layer, fc->mask, fc->k, fc->d,
+        t2 = dcmci_now_ns();
+        st = dcmci_keystream_frame(fc->prk, index, fc->standard_layer, fc->mask, fc->k, fc->d,
                                   fc->len, fc->threads);
         if (st != DCMC_OK)
             return st;
-        t3 = dcmc_now_ns();
-        dcmc_diffuse_encrypt(fc->v, fc->k, fc->d, fc->len, bits);
+        t3 = dcmci_now_ns();
+        dcmci_diffuse_encrypt(fc->v, fc->k, fc->d, fc->len, bits);
         fc->timing.network_ns = t2 - t1;
         fc->timing.keystream_ns = t3 - t2;
     } else {
-        st = dcmc_keystream_frame(fc->prk, index, fc->standard_layer, fc->mask, fc->k, fc->d,
+        st = dcmci_keystream_frame(fc->prk, index, fc->standard_layer, fc->mask, fc->k, fc->d,
                                   fc->len, fc->threads);
         if (st != DCMC_OK)
             return st;
-        t2 = dcmc_now_ns();
-        dcmc_diffuse_decrypt(fc->v, fc->k, fc->d, fc->len, bits);
-        t3 = dcmc_now_ns();
-        if ((st = dcmc_coupling_run(&fc->coupling, fc->prk, index, fc->v, 1)) != DCMC_OK)
+        t2 = dcmci_now_ns();
+        dcmci_diffuse_decrypt(fc->v, fc->k, fc->d, fc->len, bits);
+        t3 = dcmci_now_ns();
+        if ((st = dcmci_coupling_run(&fc->coupling, fc->prk, index, fc->v, 1)) != DCMC_OK)
             return st;
         fc->timing.keystream_ns = t2 - t1;
-        fc->timing.network_ns = dcmc_now_ns() - t3;
+        fc->timing.network_ns = dcmci_now_ns() - t3;
     }
-    dcmc_frame_words(&fc->layout, fc->n, fc->v, out, fc->frame_bytes);
-    uint64_t t4 = dcmc_now_ns();
+    dcmci_frame_words(&fc->layout, fc->n, fc->v, out, fc->frame_bytes);
+    uint64_t t4 = dcmci_now_ns();
     fc->timing.diffusion_ns = (t4 - t0) - fc->timing.network_ns - fc->timing.keystream_ns;
     return DCMC_OK;
 }

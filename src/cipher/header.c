@@ -41,7 +41,7 @@ dcmc_status dcmc_layout_frame_bytes(const dcmc_layout *l, size_t *bytes)
     size_t n = (size_t)l->rows * l->cols * l->samples, b;
     if (l->bits_allocated == 1)
         b = n / 8 + (n % 8 != 0);
-    else if (!dcmc_mul_size(n, l->bits_allocated / 8, &b))
+    else if (!dcmci_mul_size(n, l->bits_allocated / 8, &b))
         return DCMC_ERR_OVERFLOW;
     *bytes = b;
     return DCMC_OK;
@@ -72,8 +72,8 @@ dcmc_status dcmc_header_write(const dcmc_header *h, uint8_t out[DCMC_HEADER_BYTE
     if (h->layout.rows > 65535 || h->layout.cols > 65535)
         return DCMC_ERR_LAYOUT;
     memcpy(out, k_magic, 8);
-    dcmc_store32le(out + 8, h->version);
-    dcmc_store32le(out + 12, h->flags);
+    dcmci_store32le(out + 8, h->version);
+    dcmci_store32le(out + 12, h->flags);
     const dcmc_preset *p = &h->preset;
     const uint8_t pr[11] = {p->id, p->channels, p->blocks, p->rounds, p->attention, p->ca_reduction,
                             p->sa_kernel, p->shift_stem, p->shift_conv, p->shift_ca, p->shift_sa};
@@ -95,8 +95,8 @@ dcmc_status dcmc_header_write(const dcmc_header *h, uint8_t out[DCMC_HEADER_BYTE
     out[79] = (uint8_t)h->layout.bits_stored;
     out[80] = (uint8_t)h->layout.high_bit;
     out[81] = (uint8_t)h->layout.is_signed;
-    dcmc_store32le(out + 82, h->frames);
-    dcmc_store64le(out + 86, h->payload_bytes);
+    dcmci_store32le(out + 82, h->frames);
+    dcmci_store64le(out + 86, h->payload_bytes);
     memcpy(out + 96, h->mac, DCMC_MAC_BYTES);
     return DCMC_OK;
 }
@@ -114,10 +114,10 @@ dcmc_status dcmc_header_read(const uint8_t *in, size_t len, dcmc_header *h)
         return DCMC_ERR_FORMAT;
     dcmc_header t;
     memset(&t, 0, sizeof t);
-    t.version = dcmc_load32le(in + 8);
+    t.version = dcmci_load32le(in + 8);
     if (t.version != DCMC_FORMAT_VERSION)
         return DCMC_ERR_UNSUPPORTED;
-    t.flags = dcmc_load32le(in + 12);
+    t.flags = dcmci_load32le(in + 12);
     if (t.flags & ~DCMC_FLAG_STANDARD_LAYER)
         return DCMC_ERR_FORMAT;
     if (in[27] != 0 || in[94] != 0 || in[95] != 0)
@@ -156,8 +156,8 @@ dcmc_status dcmc_header_read(const uint8_t *in, size_t len, dcmc_header *h)
     t.layout.is_signed = in[81];
     if (dcmc_layout_check(&t.layout) != DCMC_OK)
         return DCMC_ERR_FORMAT;
-    t.frames = dcmc_load32le(in + 82);
-    t.payload_bytes = dcmc_load64le(in + 86);
+    t.frames = dcmci_load32le(in + 82);
+    t.payload_bytes = dcmci_load64le(in + 86);
     if (t.frames < 1 || t.payload_bytes < 5)
         return DCMC_ERR_FORMAT;
     memcpy(t.mac, in + 96, DCMC_MAC_BYTES);

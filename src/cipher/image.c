@@ -20,7 +20,7 @@ void dcmc_options_default(dcmc_options *opt)
 static dcmc_status kcv_compute(const uint8_t prk[32], uint8_t kcv[DCMC_KCV_BYTES])
 {
     uint8_t k[32];
-    dcmc_status st = dcmc_subkey(prk, "kcv", 0, k);
+    dcmc_status st = dcmci_subkey(prk, "kcv", 0, k);
     memcpy(kcv, k, DCMC_KCV_BYTES);
     dcmc_wipe(k, sizeof k);
     return st;
@@ -31,31 +31,31 @@ static dcmc_status mac_compute(const uint8_t prk[32], const dcmc_header *h, cons
                                uint8_t mac[DCMC_MAC_BYTES])
 {
     uint8_t key[32], hb[DCMC_HEADER_BYTES];
-    dcmc_mac m;
-    dcmc_status st = dcmc_subkey(prk, "mac", 0, key);
+    dcmci_mac m;
+    dcmc_status st = dcmci_subkey(prk, "mac", 0, key);
     if (st == DCMC_OK)
         st = dcmc_header_write(h, hb);
     if (st == DCMC_OK)
-        st = dcmc_mac_init(&m, key);
+        st = dcmci_mac_init(&m, key);
     dcmc_wipe(key, sizeof key);
     if (st != DCMC_OK)
         return st;
     /* The frames are stored back to back, so hashing the buffer hashes frame after frame. */
-    if ((st = dcmc_mac_update(&m, hb, 96)) != DCMC_OK ||
-        (st = dcmc_mac_update(&m, payload, payload_len)) != DCMC_OK ||
-        (st = dcmc_mac_update(&m, pixels, pixels_len)) != DCMC_OK) {
-        dcmc_mac_abort(&m);
+    if ((st = dcmci_mac_update(&m, hb, 96)) != DCMC_OK ||
+        (st = dcmci_mac_update(&m, payload, payload_len)) != DCMC_OK ||
+        (st = dcmci_mac_update(&m, pixels, pixels_len)) != DCMC_OK) {
+        dcmci_mac_abort(&m);
         return st;
     }
-    return dcmc_mac_final(&m, mac);
+    return dcmci_mac_final(&m, mac);
 }
 
 static dcmc_status payload_crypt(const uint8_t prk[32], uint8_t *buf, size_t n)
 {
     uint8_t key[32];
-    dcmc_status st = dcmc_subkey(prk, "payload", 0, key);
+    dcmc_status st = dcmci_subkey(prk, "payload", 0, key);
     if (st == DCMC_OK)
-        st = dcmc_chacha20_xor(key, buf, n);
+        st = dcmci_chacha20_xor(key, buf, n);
     dcmc_wipe(key, sizeof key);
     return st;
 }
@@ -70,7 +70,7 @@ static dcmc_status image_bytes(const dcmc_layout *layout, uint32_t frames, size_
     size_t total;
     if (frames == 0)
         return DCMC_ERR_LAYOUT;
-    if (!dcmc_mul_size(*fb, frames, &total))
+    if (!dcmci_mul_size(*fb, frames, &total))
         return DCMC_ERR_OVERFLOW;
     if (pixels_len != total)
         return pixels_len < total ? DCMC_ERR_TRUNCATED : DCMC_ERR_LAYOUT;
@@ -118,7 +118,7 @@ dcmc_status dcmc_image_encrypt(const dcmc_key *key, const dcmc_kdf *kdf, const d
         h.kdf = *kdf;
     if (opt->nonce)
         memcpy(h.nonce, opt->nonce, DCMC_NONCE_BYTES);
-    else if ((st = dcmc_random(h.nonce, DCMC_NONCE_BYTES)) != DCMC_OK)
+    else if ((st = dcmci_random(h.nonce, DCMC_NONCE_BYTES)) != DCMC_OK)
         return st;
     h.layout = *layout;
     h.frames = frames;
@@ -126,25 +126,25 @@ dcmc_status dcmc_image_encrypt(const dcmc_key *key, const dcmc_kdf *kdf, const d
     /* Payload: LE32 attrs_len | attrs | residue flag | residue (section 10). */
     int residue = 0;
     for (uint32_t f = 0; f < frames && !residue; f++)
-        residue = dcmc_frame_residue(layout, pixels + (size_t)f * fb, NULL);
+        residue = dcmci_frame_residue(layout, pixels + (size_t)f * fb, NULL);
     size_t plen = 5 + attrs_len;
-    if (residue && !dcmc_add_size(plen, pixels_len, &plen))
+    if (residue && !dcmci_add_size(plen, pixels_len, &plen))
         return DCMC_ERR_OVERFLOW;
     uint8_t *pl = malloc(plen);
     if (pl == NULL)
         return DCMC_ERR_NOMEM;
-    dcmc_store32le(pl, (uint32_t)attrs_len);
+    dcmci_store32le(pl, (uint32_t)attrs_len);
     if (attrs_len)
         memcpy(pl + 4, attrs, attrs_len);
     pl[4 + attrs_len] = (uint8_t)residue;
     if (residue)
         for (uint32_t f = 0; f < frames; f++)
-            dcmc_frame_residue(layout, pixels + (size_t)f * fb, pl + 5 + attrs_len + (size_t)f * fb);
+            dcmci_frame_residue(layout, pixels + (size_t)f * fb, pl + 5 + attrs_len + (size_t)f * fb);
     h.payload_bytes = plen;
 
     uint8_t prk[32];
     dcmc_frame_cipher *fc = NULL;
-    if ((st = dcmc_prk_derive(key, h.nonce, prk)) != DCMC_OK ||
+    if ((st = dcmci_prk_derive(key, h.nonce, prk)) != DCMC_OK ||
         (st = kcv_compute(prk, h.kcv)) != DCMC_OK || (st = payload_crypt(prk, pl, plen)) != DCMC_OK ||
         (st = dcmc_frame_cipher_new(&fc, key, &h, opt->threads)) != DCMC_OK)
         goto fail;
@@ -171,10 +171,10 @@ fail:
 static dcmc_status check_key(const dcmc_key *key, const dcmc_header *hdr, uint8_t prk[32])
 {
     uint8_t kcv[DCMC_KCV_BYTES];
-    dcmc_status st = dcmc_prk_derive(key, hdr->nonce, prk);
+    dcmc_status st = dcmci_prk_derive(key, hdr->nonce, prk);
     if (st == DCMC_OK)
         st = kcv_compute(prk, kcv);
-    if (st == DCMC_OK && !dcmc_ct_equal(kcv, hdr->kcv, DCMC_KCV_BYTES))
+    if (st == DCMC_OK && !dcmci_ct_equal(kcv, hdr->kcv, DCMC_KCV_BYTES))
         st = DCMC_ERR_WRONG_KEY;
     return st;
 }
@@ -207,7 +207,7 @@ static dcmc_status authenticate(const dcmc_key *key, const dcmc_header *hdr,
         return st;
     if ((st = mac_compute(prk, hdr, payload, payload_len, pixels, pixels_len, mac)) != DCMC_OK)
         return st;
-    return dcmc_ct_equal(mac, hdr->mac, DCMC_MAC_BYTES) ? DCMC_OK : DCMC_ERR_INTEGRITY;
+    return dcmci_ct_equal(mac, hdr->mac, DCMC_MAC_BYTES) ? DCMC_OK : DCMC_ERR_INTEGRITY;
 }
 
 dcmc_status dcmc_image_verify(const dcmc_key *key, const dcmc_header *hdr,
@@ -250,7 +250,7 @@ dcmc_status dcmc_image_decrypt(const dcmc_key *key, const dcmc_header *hdr, int 
     memcpy(pl, payload, payload_len);
     if ((st = payload_crypt(prk, pl, payload_len)) != DCMC_OK)
         goto done;
-    alen = dcmc_load32le(pl);
+    alen = dcmci_load32le(pl);
     if (alen > payload_len - 5 || pl[4 + alen] > 1) {
         st = DCMC_ERR_FORMAT;
         goto done;
@@ -272,7 +272,7 @@ dcmc_status dcmc_image_decrypt(const dcmc_key *key, const dcmc_header *hdr, int 
         if ((st = dcmc_frame_decrypt(fc, f, fp, fp, fb)) != DCMC_OK)
             goto done;
         if (residue)
-            dcmc_frame_residue_apply(&hdr->layout, fp, pl + 5 + alen + (size_t)f * fb);
+            dcmci_frame_residue_apply(&hdr->layout, fp, pl + 5 + alen + (size_t)f * fb);
     }
     *attrs = out_attrs;
     *attrs_len = alen;

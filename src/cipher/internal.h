@@ -10,77 +10,77 @@
 #include <stdint.h>
 
 #include "core/util.h"
-#include "dcmcrypt.h"
+#include "dcmcrypt/dcmcrypt.h"
 
 /* ---- keys.c ---- */
-dcmc_status dcmc_prk_derive(const dcmc_key *key, const uint8_t nonce[DCMC_NONCE_BYTES],
+dcmc_status dcmci_prk_derive(const dcmc_key *key, const uint8_t nonce[DCMC_NONCE_BYTES],
                             uint8_t prk[32]);
 /* subkey(label, frame) of docs/format.md section 3. */
-dcmc_status dcmc_subkey(const uint8_t prk[32], const char *label, uint32_t frame, uint8_t out[32]);
+dcmc_status dcmci_subkey(const uint8_t prk[32], const char *label, uint32_t frame, uint8_t out[32]);
 /* XOR n bytes of the ChaCha20 keystream (zero IV) into buf; _stream writes the keystream itself. */
-dcmc_status dcmc_chacha20_xor(const uint8_t key[32], uint8_t *buf, size_t n);
-dcmc_status dcmc_chacha20_stream(const uint8_t key[32], uint8_t *buf, size_t n);
+dcmc_status dcmci_chacha20_xor(const uint8_t key[32], uint8_t *buf, size_t n);
+dcmc_status dcmci_chacha20_stream(const uint8_t key[32], uint8_t *buf, size_t n);
 
-typedef struct dcmc_mac {
+typedef struct dcmci_mac {
     void *ctx; /* EVP_MAC_CTX */
-} dcmc_mac;
-dcmc_status dcmc_mac_init(dcmc_mac *m, const uint8_t key[32]);
-dcmc_status dcmc_mac_update(dcmc_mac *m, const uint8_t *data, size_t n);
-dcmc_status dcmc_mac_final(dcmc_mac *m, uint8_t out[DCMC_MAC_BYTES]); /* also releases */
-void dcmc_mac_abort(dcmc_mac *m);
-int dcmc_ct_equal(const void *a, const void *b, size_t n);
-dcmc_status dcmc_random(uint8_t *buf, size_t n);
+} dcmci_mac;
+dcmc_status dcmci_mac_init(dcmci_mac *m, const uint8_t key[32]);
+dcmc_status dcmci_mac_update(dcmci_mac *m, const uint8_t *data, size_t n);
+dcmc_status dcmci_mac_final(dcmci_mac *m, uint8_t out[DCMC_MAC_BYTES]); /* also releases */
+void dcmci_mac_abort(dcmci_mac *m);
+int dcmci_ct_equal(const void *a, const void *b, size_t n);
+dcmc_status dcmci_random(uint8_t *buf, size_t n);
 
 /* ---- logistic.c: the fixed-point logistic map of section 9 ---- */
-typedef struct dcmc_logistic {
+typedef struct dcmci_logistic {
     uint64_t x;     /* state, the real x/2^64 */
     uint64_t delta; /* r = 4 - delta/2^64 */
     uint32_t n;     /* step counter (only its low 16 bits are used) */
-} dcmc_logistic;
+} dcmci_logistic;
 
-#define DCMC_LOGISTIC_TRANSIENT 1024u
+#define DCMCI_LOGISTIC_TRANSIENT 1024u
 
 /* Seed from a 32-byte subkey and discard the transient. */
-void dcmc_logistic_seed(dcmc_logistic *g, const uint8_t key[32]);
+void dcmci_logistic_seed(dcmci_logistic *g, const uint8_t key[32]);
 /* n outputs o (bits 8..39 of the state). */
-void dcmc_logistic_fill(dcmc_logistic *g, uint32_t *out, size_t n);
+void dcmci_logistic_fill(dcmci_logistic *g, uint32_t *out, size_t n);
 
 /* ---- keystream.c / diffusion.c ---- */
 /* k[i] and d[i] of section 9 for frame `frame`, masked to `mask` (= M - 1). */
-dcmc_status dcmc_keystream_frame(const uint8_t prk[32], uint32_t frame, int standard_layer,
+dcmc_status dcmci_keystream_frame(const uint8_t prk[32], uint32_t frame, int standard_layer,
                                  uint32_t mask, uint32_t *k, uint32_t *d, size_t n, int threads);
-void dcmc_diffuse_encrypt(uint32_t *v, const uint32_t *k, const uint32_t *d, size_t n,
+void dcmci_diffuse_encrypt(uint32_t *v, const uint32_t *k, const uint32_t *d, size_t n,
                           unsigned bits);
-void dcmc_diffuse_decrypt(uint32_t *v, const uint32_t *k, const uint32_t *d, size_t n,
+void dcmci_diffuse_decrypt(uint32_t *v, const uint32_t *k, const uint32_t *d, size_t n,
                           unsigned bits);
 
 /* ---- coupling.c: additive coupling over 2x2 cells (section 8) ---- */
-typedef struct dcmc_net_plan dcmc_net_plan;
-typedef struct dcmc_coupling {
-    dcmc_net_plan *plan;  /* NULL when the frame has no full 2x2 cell */
+typedef struct dcmci_net_plan dcmci_net_plan;
+typedef struct dcmci_coupling {
+    dcmci_net_plan *plan;  /* NULL when the frame has no full 2x2 cell */
     size_t cell_rows, cell_cols, rows, cols;
     unsigned samples, rounds;
     uint32_t *a, *b;      /* 2*samples planes of cell_rows*cell_cols values each */
     uint8_t *weights;     /* the weight stream of one frame */
     size_t weight_bytes;
-} dcmc_coupling;
+} dcmci_coupling;
 
-dcmc_status dcmc_coupling_init(dcmc_coupling *c, const dcmc_preset *pr, const dcmc_layout *l,
+dcmc_status dcmci_coupling_init(dcmci_coupling *c, const dcmc_preset *pr, const dcmc_layout *l,
                                int threads);
-void dcmc_coupling_free(dcmc_coupling *c);
+void dcmci_coupling_free(dcmci_coupling *c);
 /* Derive the frame's network weights, then run the rounds on the plane-major values v. */
-dcmc_status dcmc_coupling_run(dcmc_coupling *c, const uint8_t prk[32], uint32_t frame,
+dcmc_status dcmci_coupling_run(dcmci_coupling *c, const uint8_t prk[32], uint32_t frame,
                               uint32_t *v, int decrypt);
 
 /* ---- frame.c: words <-> values ---- */
 /* The plane-major values of a frame of n = rows*cols pixels, and back to canonical words. */
-void dcmc_frame_values(const dcmc_layout *l, size_t n, const uint8_t *in, uint32_t *v);
-void dcmc_frame_words(const dcmc_layout *l, size_t n, const uint32_t *v, uint8_t *out,
+void dcmci_frame_values(const dcmc_layout *l, size_t n, const uint8_t *in, uint32_t *v);
+void dcmci_frame_words(const dcmc_layout *l, size_t n, const uint32_t *v, uint8_t *out,
                       size_t frame_bytes);
 /* Bits outside the stored field that are not canonical, XORed out: residue word of each word.
  * Returns 1 if any residue word is non-zero. res may be NULL to only test. */
-int dcmc_frame_residue(const dcmc_layout *l, const uint8_t *frame, uint8_t *res);
+int dcmci_frame_residue(const dcmc_layout *l, const uint8_t *frame, uint8_t *res);
 /* XOR a residue back into a frame of canonical words. */
-void dcmc_frame_residue_apply(const dcmc_layout *l, uint8_t *frame, const uint8_t *res);
+void dcmci_frame_residue_apply(const dcmc_layout *l, uint8_t *frame, const uint8_t *res);
 
 #endif

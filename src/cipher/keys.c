@@ -218,14 +218,14 @@ static dcmc_status hkdf(int mode, const uint8_t *key, size_t key_len, const uint
     return ok ? DCMC_OK : DCMC_ERR_CRYPTO;
 }
 
-dcmc_status dcmc_prk_derive(const dcmc_key *key, const uint8_t nonce[DCMC_NONCE_BYTES],
+dcmc_status dcmci_prk_derive(const dcmc_key *key, const uint8_t nonce[DCMC_NONCE_BYTES],
                             uint8_t prk[32])
 {
     return hkdf(EVP_KDF_HKDF_MODE_EXTRACT_ONLY, key->bytes, DCMC_KEY_BYTES, nonce,
                 DCMC_NONCE_BYTES, NULL, 0, prk);
 }
 
-dcmc_status dcmc_subkey(const uint8_t prk[32], const char *label, uint32_t frame, uint8_t out[32])
+dcmc_status dcmci_subkey(const uint8_t prk[32], const char *label, uint32_t frame, uint8_t out[32])
 {
     uint8_t info[64];
     static const char prefix[] = "dcmcrypt/1/";
@@ -234,13 +234,13 @@ dcmc_status dcmc_subkey(const uint8_t prk[32], const char *label, uint32_t frame
         return DCMC_ERR_ARG;
     memcpy(info, prefix, pl);
     memcpy(info + pl, label, ll);
-    dcmc_store32be(info + pl + ll, frame);
+    dcmci_store32be(info + pl + ll, frame);
     return hkdf(EVP_KDF_HKDF_MODE_EXPAND_ONLY, prk, 32, NULL, 0, info, pl + ll + 4, out);
 }
 
 /* ---- ChaCha20 -------------------------------------------------------------------------------- */
 
-dcmc_status dcmc_chacha20_xor(const uint8_t key[32], uint8_t *buf, size_t n)
+dcmc_status dcmci_chacha20_xor(const uint8_t key[32], uint8_t *buf, size_t n)
 {
     static const uint8_t iv[16] = {0};
     EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
@@ -260,15 +260,15 @@ dcmc_status dcmc_chacha20_xor(const uint8_t key[32], uint8_t *buf, size_t n)
     return ok ? DCMC_OK : DCMC_ERR_CRYPTO;
 }
 
-dcmc_status dcmc_chacha20_stream(const uint8_t key[32], uint8_t *buf, size_t n)
+dcmc_status dcmci_chacha20_stream(const uint8_t key[32], uint8_t *buf, size_t n)
 {
     memset(buf, 0, n);
-    return dcmc_chacha20_xor(key, buf, n);
+    return dcmci_chacha20_xor(key, buf, n);
 }
 
 /* ---- HMAC-SHA256 ----------------------------------------------------------------------------- */
 
-dcmc_status dcmc_mac_init(dcmc_mac *m, const uint8_t key[32])
+dcmc_status dcmci_mac_init(dcmci_mac *m, const uint8_t key[32])
 {
     m->ctx = NULL;
     EVP_MAC *mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
@@ -289,34 +289,34 @@ dcmc_status dcmc_mac_init(dcmc_mac *m, const uint8_t key[32])
     return DCMC_OK;
 }
 
-dcmc_status dcmc_mac_update(dcmc_mac *m, const uint8_t *data, size_t n)
+dcmc_status dcmci_mac_update(dcmci_mac *m, const uint8_t *data, size_t n)
 {
     if (n == 0)
         return DCMC_OK;
     return EVP_MAC_update((EVP_MAC_CTX *)m->ctx, data, n) == 1 ? DCMC_OK : DCMC_ERR_CRYPTO;
 }
 
-dcmc_status dcmc_mac_final(dcmc_mac *m, uint8_t out[DCMC_MAC_BYTES])
+dcmc_status dcmci_mac_final(dcmci_mac *m, uint8_t out[DCMC_MAC_BYTES])
 {
     size_t outl = 0;
     int ok = EVP_MAC_final((EVP_MAC_CTX *)m->ctx, out, &outl, DCMC_MAC_BYTES) == 1 &&
              outl == DCMC_MAC_BYTES;
-    dcmc_mac_abort(m);
+    dcmci_mac_abort(m);
     return ok ? DCMC_OK : DCMC_ERR_CRYPTO;
 }
 
-void dcmc_mac_abort(dcmc_mac *m)
+void dcmci_mac_abort(dcmci_mac *m)
 {
     EVP_MAC_CTX_free((EVP_MAC_CTX *)m->ctx);
     m->ctx = NULL;
 }
 
-int dcmc_ct_equal(const void *a, const void *b, size_t n)
+int dcmci_ct_equal(const void *a, const void *b, size_t n)
 {
     return CRYPTO_memcmp(a, b, n) == 0;
 }
 
-dcmc_status dcmc_random(uint8_t *buf, size_t n)
+dcmc_status dcmci_random(uint8_t *buf, size_t n)
 {
     return RAND_bytes(buf, (int)n) == 1 ? DCMC_OK : DCMC_ERR_CRYPTO;
 }

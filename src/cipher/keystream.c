@@ -12,11 +12,11 @@ static dcmc_status diffusion_stream(const uint8_t prk[32], uint32_t frame, uint3
                                     uint32_t *d, size_t n)
 {
     uint8_t key[32];
-    dcmc_logistic g;
-    dcmc_status st = dcmc_subkey(prk, "diffusion", frame, key);
+    dcmci_logistic g;
+    dcmc_status st = dcmci_subkey(prk, "diffusion", frame, key);
     if (st == DCMC_OK) {
-        dcmc_logistic_seed(&g, key);
-        dcmc_logistic_fill(&g, d, n);
+        dcmci_logistic_seed(&g, key);
+        dcmci_logistic_fill(&g, d, n);
         for (size_t i = 0; i < n; i++)
             d[i] &= mask;
         dcmc_wipe(&g, sizeof g);
@@ -30,28 +30,28 @@ static dcmc_status mixed_stream(const uint8_t prk[32], uint32_t frame, int stand
                                 uint32_t mask, uint32_t *k, size_t n)
 {
     uint8_t key[32];
-    dcmc_logistic g;
+    dcmci_logistic g;
     uint32_t blk[256];
     dcmc_status st = DCMC_OK;
     if (standard_layer) {
         /* ChaCha20 bytes read as little-endian words (a plain copy on little-endian hosts). */
-        if ((st = dcmc_subkey(prk, "chacha", frame, key)) != DCMC_OK ||
-            (st = dcmc_chacha20_stream(key, (uint8_t *)k, n * sizeof *k)) != DCMC_OK)
+        if ((st = dcmci_subkey(prk, "chacha", frame, key)) != DCMC_OK ||
+            (st = dcmci_chacha20_stream(key, (uint8_t *)k, n * sizeof *k)) != DCMC_OK)
             goto out;
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
         for (size_t i = 0; i < n; i++)
-            k[i] = dcmc_load32le((const uint8_t *)&k[i]);
+            k[i] = dcmci_load32le((const uint8_t *)&k[i]);
 #endif
     } else {
         memset(k, 0, n * sizeof *k);
     }
-    if ((st = dcmc_subkey(prk, "chaos", frame, key)) != DCMC_OK)
+    if ((st = dcmci_subkey(prk, "chaos", frame, key)) != DCMC_OK)
         goto out;
-    dcmc_logistic_seed(&g, key);
+    dcmci_logistic_seed(&g, key);
     /* Chaos words in blocks, XORed in without a second frame-sized buffer. */
     for (size_t i = 0; i < n; i += 256) {
         size_t m = n - i < 256 ? n - i : 256;
-        dcmc_logistic_fill(&g, blk, m);
+        dcmci_logistic_fill(&g, blk, m);
         for (size_t j = 0; j < m; j++)
             k[i + j] = (k[i + j] ^ blk[j]) & mask;
     }
@@ -62,7 +62,7 @@ out:
     return st;
 }
 
-dcmc_status dcmc_keystream_frame(const uint8_t prk[32], uint32_t frame, int standard_layer,
+dcmc_status dcmci_keystream_frame(const uint8_t prk[32], uint32_t frame, int standard_layer,
                                  uint32_t mask, uint32_t *k, uint32_t *d, size_t n, int threads)
 {
     dcmc_status sd = DCMC_OK, sk = DCMC_OK;

@@ -7,22 +7,22 @@
 
 typedef unsigned __int128 u128;
 
-void dcmc_logistic_seed(dcmc_logistic *g, const uint8_t key[32])
+void dcmci_logistic_seed(dcmci_logistic *g, const uint8_t key[32])
 {
-    uint64_t x = dcmc_load64le(key);
+    uint64_t x = dcmci_load64le(key);
     /* Start away from the edges, where the orbit needs many steps to leave 0 or 1. */
     if (x < ((uint64_t)1 << 56) || x > UINT64_MAX - ((uint64_t)1 << 56) + 1)
         x ^= (uint64_t)1 << 63;
     g->x = x;
     /* r in (3.99218, 4): the fully chaotic end of the parameter range. */
-    g->delta = ((uint64_t)1 << 50) + (dcmc_load64le(key + 8) & (((uint64_t)1 << 57) - 1));
+    g->delta = ((uint64_t)1 << 50) + (dcmci_load64le(key + 8) & (((uint64_t)1 << 57) - 1));
     g->n = 0;
     uint32_t sink[64];
-    for (unsigned i = 0; i < DCMC_LOGISTIC_TRANSIENT; i += 64)
-        dcmc_logistic_fill(g, sink, 64);
+    for (unsigned i = 0; i < DCMCI_LOGISTIC_TRANSIENT; i += 64)
+        dcmci_logistic_fill(g, sink, 64);
 }
 
-void dcmc_logistic_fill(dcmc_logistic *g, uint32_t *out, size_t n)
+void dcmci_logistic_fill(dcmci_logistic *g, uint32_t *out, size_t n)
 {
     uint64_t x = g->x, delta = g->delta;
     uint32_t step = g->n;

@@ -4,7 +4,7 @@
  */
 #include <string.h>
 
-#include "dcmcrypt.h"
+#include "dcmcrypt/dcmcrypt.h"
 
 static const dcmc_preset k_presets[] = {
     /* id, C, blocks, rounds, attention, ca_red, sa_kernel, shifts: stem conv ca sa */

@@ -20,9 +20,9 @@ dcmc_status dcmc_uid_key_from_key(const dcmc_key *key, uint8_t uid_key[32])
     if (key == NULL || uid_key == NULL)
         return DCMC_ERR_ARG;
     uint8_t prk[32];
-    dcmc_status st = dcmc_prk_derive(key, k_uid_salt, prk);
+    dcmc_status st = dcmci_prk_derive(key, k_uid_salt, prk);
     if (st == DCMC_OK)
-        st = dcmc_subkey(prk, "uid", 0, uid_key);
+        st = dcmci_subkey(prk, "uid", 0, uid_key);
     dcmc_wipe(prk, sizeof prk);
     return st;
 }

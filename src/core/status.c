@@ -2,7 +2,7 @@
  * status.c - human-readable text for every dcmc_status. The enum is append-only, so old codes
  * keep their meaning in logs and batch reports.
  */
-#include "dcmcrypt.h"
+#include "dcmcrypt/dcmcrypt.h"
 
 const char *dcmc_status_str(dcmc_status s)
 {
@@ -26,6 +26,7 @@ const char *dcmc_status_str(dcmc_status s)
     case DCMC_ERR_NOT_ENCRYPTED: return "not encrypted by dcmcrypt";
     case DCMC_ERR_ALREADY_ENCRYPTED: return "already encrypted by dcmcrypt";
     case DCMC_ERR_KDF_COST: return "the passphrase's scrypt parameters cost more than the limit";
+    case DCMC_ERR_INTERNAL: return "internal error (a bug in dcmcrypt, please report it)";
     }
     return "unknown status";
 }

@@ -31,14 +31,14 @@ void dcmc_free(void *p, size_t n)
     free(p);
 }
 
-uint64_t dcmc_now_ns(void)
+uint64_t dcmci_now_ns(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-int dcmc_threads_resolve(int n)
+int dcmci_threads_resolve(int n)
 {
     if (n > 0)
         return n;

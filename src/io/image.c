@@ -8,10 +8,10 @@
 #include <strings.h>
 
 #include "core/util.h"
-#include "dcmcrypt_io.h"
+#include "dcmcrypt/io.h"
 #include "io/raster.h"
 
-dcmc_status dcmc_raster_shape(uint32_t width, uint32_t height, uint32_t channels,
+dcmc_status dcmci_raster_shape(uint32_t width, uint32_t height, uint32_t channels,
                               uint32_t bit_depth, size_t *size)
 {
     *size = 0;
@@ -20,12 +20,12 @@ dcmc_status dcmc_raster_shape(uint32_t width, uint32_t height, uint32_t channels
         return DCMC_ERR_ARG;
     if (width > DCMC_RASTER_MAX_DIM || height > DCMC_RASTER_MAX_DIM)
         return DCMC_ERR_UNSUPPORTED;
-    if (!dcmc_mul_size((size_t)width * height, (size_t)channels * (bit_depth / 8), size))
+    if (!dcmci_mul_size((size_t)width * height, (size_t)channels * (bit_depth / 8), size))
         return DCMC_ERR_OVERFLOW;
     return DCMC_OK;
 }
 
-void dcmc_raster_set(dcmc_raster *r, uint32_t width, uint32_t height, uint32_t channels,
+void dcmci_raster_set(dcmc_raster *r, uint32_t width, uint32_t height, uint32_t channels,
                      uint32_t bit_depth, void *data, size_t size)
 {
     r->width = width;
@@ -43,13 +43,13 @@ dcmc_status dcmc_raster_alloc(dcmc_raster *r, uint32_t width, uint32_t height, u
         return DCMC_ERR_ARG;
     memset(r, 0, sizeof *r);
     size_t size;
-    dcmc_status st = dcmc_raster_shape(width, height, channels, bit_depth, &size);
+    dcmc_status st = dcmci_raster_shape(width, height, channels, bit_depth, &size);
     if (st != DCMC_OK)
         return st;
     void *data = calloc(size, 1);
     if (data == NULL)
         return DCMC_ERR_NOMEM;
-    dcmc_raster_set(r, width, height, channels, bit_depth, data, size);
+    dcmci_raster_set(r, width, height, channels, bit_depth, data, size);
     return DCMC_OK;
 }
 

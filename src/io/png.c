@@ -11,7 +11,7 @@
 #include <png.h>
 
 #include "core/util.h"
-#include "dcmcrypt_io.h"
+#include "dcmcrypt/io.h"
 #include "io/raster.h"
 
 static void png_quiet_error(png_structp png, png_const_charp msg)
@@ -85,8 +85,8 @@ dcmc_status dcmc_png_read(const char *path, dcmc_raster *out)
         st = DCMC_ERR_UNSUPPORTED;
         png_longjmp(png, 1);
     }
-    if (!dcmc_mul_size((size_t)w * channels, bits / 8, &need) || need != rowbytes ||
-        !dcmc_mul_size(rowbytes, h, &size)) {
+    if (!dcmci_mul_size((size_t)w * channels, bits / 8, &need) || need != rowbytes ||
+        !dcmci_mul_size(rowbytes, h, &size)) {
         st = DCMC_ERR_OVERFLOW;
         png_longjmp(png, 1);
     }
@@ -106,7 +106,7 @@ dcmc_status dcmc_png_read(const char *path, dcmc_raster *out)
     free(rows);
     png_destroy_read_struct(&png, &info, NULL);
     fclose(f);
-    dcmc_raster_set(out, w, h, channels, bits, data, size);
+    dcmci_raster_set(out, w, h, channels, bits, data, size);
     return DCMC_OK;
 }
 
@@ -114,7 +114,7 @@ dcmc_status dcmc_png_write(const char *path, const dcmc_raster *r)
 {
     size_t size;
     if (path == NULL || r == NULL || r->data == NULL ||
-        dcmc_raster_shape(r->width, r->height, r->channels, r->bit_depth, &size) != DCMC_OK ||
+        dcmci_raster_shape(r->width, r->height, r->channels, r->bit_depth, &size) != DCMC_OK ||
         size > r->size)
         return DCMC_ERR_ARG;
     static const int types[] = {PNG_COLOR_TYPE_GRAY, PNG_COLOR_TYPE_GRAY_ALPHA, PNG_COLOR_TYPE_RGB,

@@ -5,13 +5,13 @@
 #ifndef DCMC_IO_RASTER_H
 #define DCMC_IO_RASTER_H
 
-#include "dcmcrypt_io.h"
+#include "dcmcrypt/io.h"
 
 /* DCMC_OK and the byte size if the shape is one we read and write; ARG, UNSUPPORTED or OVERFLOW. */
-dcmc_status dcmc_raster_shape(uint32_t width, uint32_t height, uint32_t channels,
+dcmc_status dcmci_raster_shape(uint32_t width, uint32_t height, uint32_t channels,
                               uint32_t bit_depth, size_t *size);
 /* Fill *r with a decoded raster (takes ownership of data). */
-void dcmc_raster_set(dcmc_raster *r, uint32_t width, uint32_t height, uint32_t channels,
+void dcmci_raster_set(dcmc_raster *r, uint32_t width, uint32_t height, uint32_t channels,
                      uint32_t bit_depth, void *data, size_t size);
 
 #endif

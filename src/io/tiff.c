@@ -11,7 +11,7 @@
 #include <tiffio.h>
 
 #include "core/util.h"
-#include "dcmcrypt_io.h"
+#include "dcmcrypt/io.h"
 #include "io/raster.h"
 
 static void tiff_quiet(const char *module, const char *fmt, va_list ap)
@@ -76,7 +76,7 @@ dcmc_status dcmc_tiff_read(const char *path, dcmc_raster *out)
         st = DCMC_ERR_FORMAT;
     else if (fmt != SAMPLEFORMAT_UINT)
         st = DCMC_ERR_UNSUPPORTED;
-    else if ((st = dcmc_raster_shape(w, h, spp, bps, &size)) == DCMC_ERR_ARG)
+    else if ((st = dcmci_raster_shape(w, h, spp, bps, &size)) == DCMC_ERR_ARG)
         st = DCMC_ERR_UNSUPPORTED; /* a valid TIFF we do not handle (e.g. 1-bit or 32-bit) */
     if (st != DCMC_OK) {
         TIFFClose(t);
@@ -98,7 +98,7 @@ dcmc_status dcmc_tiff_read(const char *path, dcmc_raster *out)
         tmsize_t ts = TIFFTileSize(t);
         size_t need;
         if (tw == 0 || th == 0 || ts <= 0 ||
-            !dcmc_mul_size((size_t)tw * th, (size_t)(separate ? 1 : ch) * B, &need) ||
+            !dcmci_mul_size((size_t)tw * th, (size_t)(separate ? 1 : ch) * B, &need) ||
             need > (size_t)ts)
             st = DCMC_ERR_FORMAT;
         else if ((buf = malloc((size_t)ts)) == NULL)
@@ -132,7 +132,7 @@ dcmc_status dcmc_tiff_read(const char *path, dcmc_raster *out)
         free(data);
         return st;
     }
-    dcmc_raster_set(out, w, h, ch, bps, data, size);
+    dcmci_raster_set(out, w, h, ch, bps, data, size);
     return DCMC_OK;
 }
 
@@ -140,7 +140,7 @@ dcmc_status dcmc_tiff_write(const char *path, const dcmc_raster *r)
 {
     size_t size;
     if (path == NULL || r == NULL || r->data == NULL ||
-        dcmc_raster_shape(r->width, r->height, r->channels, r->bit_depth, &size) != DCMC_OK ||
+        dcmci_raster_shape(r->width, r->height, r->channels, r->bit_depth, &size) != DCMC_OK ||
         size > r->size)
         return DCMC_ERR_ARG;
     tiff_silence();

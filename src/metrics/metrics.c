@@ -3,7 +3,7 @@
  * benchmark and the evaluation suite. Floating point is allowed here: nothing flows back into
  * the cipher.
  */
-#include "dcmcrypt_metrics.h"
+#include "dcmcrypt/metrics.h"
 
 #include <math.h>
 #include <stdlib.h>

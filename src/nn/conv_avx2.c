@@ -22,7 +22,7 @@ static inline __m256i dot4(__m256i a, __m256i x, __m256i w, __m256i ones)
     return _mm256_add_epi32(a, _mm256_madd_epi16(_mm256_maddubs_epi16(x, w), ones));
 }
 
-void dcmc_conv3x3_row_avx2(const uint8_t *in, size_t stride, size_t w, unsigned cin,
+void dcmci_conv3x3_row_avx2(const uint8_t *in, size_t stride, size_t w, unsigned cin,
                            const int8_t *wp, const int32_t *bias, int32_t *acc)
 {
     const __m256i ones = _mm256_set1_epi16(1);
@@ -50,8 +50,8 @@ void dcmc_conv3x3_row_avx2(const uint8_t *in, size_t stride, size_t w, unsigned 
             }
         }
         for (int p = 0; p < NB; p++) {
-            _mm256_storeu_si256((__m256i *)(acc + (x + p) * DCMC_CONV_COUT), lo[p]);
-            _mm256_storeu_si256((__m256i *)(acc + (x + p) * DCMC_CONV_COUT + 8), hi[p]);
+            _mm256_storeu_si256((__m256i *)(acc + (x + p) * DCMCI_CONV_COUT), lo[p]);
+            _mm256_storeu_si256((__m256i *)(acc + (x + p) * DCMCI_CONV_COUT + 8), hi[p]);
         }
     }
     for (; x < w; x++) {
@@ -65,7 +65,7 @@ void dcmc_conv3x3_row_avx2(const uint8_t *in, size_t stride, size_t w, unsigned 
                 hi = dot4(hi, v, _mm256_loadu_si256((const __m256i *)(wt + g * 64 + 32)), ones);
             }
         }
-        _mm256_storeu_si256((__m256i *)(acc + x * DCMC_CONV_COUT), lo);
-        _mm256_storeu_si256((__m256i *)(acc + x * DCMC_CONV_COUT + 8), hi);
+        _mm256_storeu_si256((__m256i *)(acc + x * DCMCI_CONV_COUT), lo);
+        _mm256_storeu_si256((__m256i *)(acc + x * DCMCI_CONV_COUT + 8), hi);
     }
 }

@@ -17,7 +17,7 @@ static inline __m512i bcast4(const uint8_t *p)
     return _mm512_set1_epi32(v);
 }
 
-void dcmc_conv3x3_row_avx512vnni(const uint8_t *in, size_t stride, size_t w, unsigned cin,
+void dcmci_conv3x3_row_avx512vnni(const uint8_t *in, size_t stride, size_t w, unsigned cin,
                                  const int8_t *wp, const int32_t *bias, int32_t *acc)
 {
     const __m512i b = _mm512_loadu_si512((const void *)bias);
@@ -40,7 +40,7 @@ void dcmc_conv3x3_row_avx512vnni(const uint8_t *in, size_t stride, size_t w, uns
             }
         }
         for (int p = 0; p < NB; p++)
-            _mm512_storeu_si512((void *)(acc + (x + p) * DCMC_CONV_COUT), a[p]);
+            _mm512_storeu_si512((void *)(acc + (x + p) * DCMCI_CONV_COUT), a[p]);
     }
     for (; x < w; x++) {
         __m512i a0 = b;
@@ -51,6 +51,6 @@ void dcmc_conv3x3_row_avx512vnni(const uint8_t *in, size_t stride, size_t w, uns
                 a0 = _mm512_dpbusd_epi32(a0, bcast4(px + 4 * g),
                                          _mm512_loadu_si512((const void *)(wt + g * 64)));
         }
-        _mm512_storeu_si512((void *)(acc + x * DCMC_CONV_COUT), a0);
+        _mm512_storeu_si512((void *)(acc + x * DCMCI_CONV_COUT), a0);
     }
 }

@@ -4,12 +4,12 @@
  */
 #include "kernels.h"
 
-void dcmc_conv3x3_row_scalar(const uint8_t *in, size_t stride, size_t w, unsigned cin,
+void dcmci_conv3x3_row_scalar(const uint8_t *in, size_t stride, size_t w, unsigned cin,
                              const int8_t *wp, const int32_t *bias, int32_t *acc)
 {
     for (size_t x = 0; x < w; x++) {
-        int32_t *a = acc + x * DCMC_CONV_COUT;
-        for (unsigned oc = 0; oc < DCMC_CONV_COUT; oc++)
+        int32_t *a = acc + x * DCMCI_CONV_COUT;
+        for (unsigned oc = 0; oc < DCMCI_CONV_COUT; oc++)
             a[oc] = bias[oc];
         for (unsigned ky = 0; ky < 3; ky++) {
             for (unsigned kx = 0; kx < 3; kx++) {
@@ -17,8 +17,8 @@ void dcmc_conv3x3_row_scalar(const uint8_t *in, size_t stride, size_t w, unsigne
                 unsigned t = ky * 3 + kx;
                 for (unsigned ic = 0; ic < cin; ic++) {
                     int32_t v = px[ic];
-                    for (unsigned oc = 0; oc < DCMC_CONV_COUT; oc++)
-                        a[oc] += v * wp[dcmc_conv_wp_index(cin, t, ic, oc)];
+                    for (unsigned oc = 0; oc < DCMCI_CONV_COUT; oc++)
+                        a[oc] += v * wp[dcmci_conv_wp_index(cin, t, ic, oc)];
                 }
             }
         }

@@ -3,28 +3,35 @@
  * and lets tests force a path so that every kernel can be compared with the scalar reference.
  */
 #include "kernels.h"
-#include "dcmcrypt.h"
+#include "dcmcrypt/dcmcrypt.h"
 
+#include <pthread.h>
+#include <stdatomic.h>
 #include <string.h>
 
 #if defined(__x86_64__) || defined(__i386__)
 #define DCMC_X86 1
 #endif
 
-static int g_forced = -1;
+/* OpenMP workers read the path while a test may force another one, so both are shared state of
+ * defined behaviour: detection runs once under pthread_once (as libsodium's sodium_init), the
+ * forced path is an atomic (-1 = none). */
+static atomic_int g_forced = -1;
+static pthread_once_t g_detect_once = PTHREAD_ONCE_INIT;
+static dcmci_simd g_detected = DCMCI_SIMD_SCALAR;
 
-int dcmc_simd_supported(dcmc_simd s)
+int dcmci_simd_supported(dcmci_simd s)
 {
     switch (s) {
-    case DCMC_SIMD_SCALAR:
+    case DCMCI_SIMD_SCALAR:
         return 1;
 #if DCMC_X86 && defined(DCMC_HAVE_AVX2_KERNEL)
-    case DCMC_SIMD_AVX2:
+    case DCMCI_SIMD_AVX2:
         __builtin_cpu_init();
         return __builtin_cpu_supports("avx2");
 #endif
 #if DCMC_X86 && defined(DCMC_HAVE_AVX512_KERNEL)
-    case DCMC_SIMD_AVX512VNNI:
+    case DCMCI_SIMD_AVX512VNNI:
         __builtin_cpu_init();
         return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
                __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni");
@@ -34,39 +41,38 @@ int dcmc_simd_supported(dcmc_simd s)
     }
 }
 
-static dcmc_simd detect(void)
+static void detect(void)
 {
-    if (dcmc_simd_supported(DCMC_SIMD_AVX512VNNI))
-        return DCMC_SIMD_AVX512VNNI;
-    if (dcmc_simd_supported(DCMC_SIMD_AVX2))
-        return DCMC_SIMD_AVX2;
-    return DCMC_SIMD_SCALAR;
+    if (dcmci_simd_supported(DCMCI_SIMD_AVX512VNNI))
+        g_detected = DCMCI_SIMD_AVX512VNNI;
+    else if (dcmci_simd_supported(DCMCI_SIMD_AVX2))
+        g_detected = DCMCI_SIMD_AVX2;
+    else
+        g_detected = DCMCI_SIMD_SCALAR;
 }
 
-dcmc_simd dcmc_simd_current(void)
+dcmci_simd dcmci_simd_current(void)
 {
-    /* Detection is idempotent, so a benign race between threads gives the same answer. */
-    static int detected = -1;
-    if (g_forced >= 0)
-        return (dcmc_simd)g_forced;
-    if (detected < 0)
-        detected = (int)detect();
-    return (dcmc_simd)detected;
+    int forced = atomic_load(&g_forced);
+    if (forced >= 0)
+        return (dcmci_simd)forced;
+    pthread_once(&g_detect_once, detect);
+    return g_detected;
 }
 
-dcmc_conv3x3_row_fn dcmc_conv3x3_row_kernel(void)
+dcmci_conv3x3_row_fn dcmci_conv3x3_row_kernel(void)
 {
-    switch (dcmc_simd_current()) {
+    switch (dcmci_simd_current()) {
 #ifdef DCMC_HAVE_AVX512_KERNEL
-    case DCMC_SIMD_AVX512VNNI:
-        return dcmc_conv3x3_row_avx512vnni;
+    case DCMCI_SIMD_AVX512VNNI:
+        return dcmci_conv3x3_row_avx512vnni;
 #endif
 #ifdef DCMC_HAVE_AVX2_KERNEL
-    case DCMC_SIMD_AVX2:
-        return dcmc_conv3x3_row_avx2;
+    case DCMCI_SIMD_AVX2:
+        return dcmci_conv3x3_row_avx2;
 #endif
     default:
-        return dcmc_conv3x3_row_scalar;
+        return dcmci_conv3x3_row_scalar;
     }
 }
 
@@ -74,22 +80,22 @@ static const char *const k_names[] = {"scalar", "avx2", "avx512-vnni"};
 
 const char *dcmc_simd_path(void)
 {
-    return k_names[dcmc_simd_current()];
+    return k_names[dcmci_simd_current()];
 }
 
-dcmc_status dcmc_simd_force(const char *name)
+dcmc_status dcmci_simd_force(const char *name)
 {
     if (name == NULL)
         return DCMC_ERR_ARG;
     if (strcmp(name, "auto") == 0) {
-        g_forced = -1;
+        atomic_store(&g_forced, -1);
         return DCMC_OK;
     }
     for (int i = 0; i < 3; i++) {
         if (strcmp(name, k_names[i]) == 0) {
-            if (!dcmc_simd_supported((dcmc_simd)i))
+            if (!dcmci_simd_supported((dcmci_simd)i))
                 return DCMC_ERR_UNSUPPORTED;
-            g_forced = i;
+            atomic_store(&g_forced, i);
             return DCMC_OK;
         }
     }

@@ -9,8 +9,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "dcmcrypt/dcmcrypt.h"
+
 /* Every 3x3 convolution produces this many output channels (narrower layers pad with zero weights). */
-#define DCMC_CONV_COUT 16u
+#define DCMCI_CONV_COUT 16u
 
 /*
  * Packed weights of a 3x3 conv with cin inputs (a multiple of 4, at most 64) and 16 outputs:
@@ -19,9 +21,9 @@
  * weights of each output channel: one zmm for vpdpbusd, two ymm for vpmaddubsw.
  * Weights lie in [-64, 63] so that u8*s8 pair sums fit int16 (vpmaddubsw never saturates).
  */
-static inline size_t dcmc_conv_wp_index(unsigned cin, unsigned t, unsigned ic, unsigned oc)
+static inline size_t dcmci_conv_wp_index(unsigned cin, unsigned t, unsigned ic, unsigned oc)
 {
-    return (((size_t)t * (cin / 4) + ic / 4) * DCMC_CONV_COUT + oc) * 4 + (ic % 4);
+    return (((size_t)t * (cin / 4) + ic / 4) * DCMCI_CONV_COUT + oc) * 4 + (ic % 4);
 }
 
 /*
@@ -31,21 +33,25 @@ static inline size_t dcmc_conv_wp_index(unsigned cin, unsigned t, unsigned ic, u
  *          bytes (u8, channels last), pixel 0 and w+1 being the zero padding.
  *   acc    receives w * 16 int32: acc[x*16 + oc] = bias[oc] + sum W * in.
  */
-typedef void (*dcmc_conv3x3_row_fn)(const uint8_t *in, size_t stride, size_t w, unsigned cin,
+typedef void (*dcmci_conv3x3_row_fn)(const uint8_t *in, size_t stride, size_t w, unsigned cin,
                                     const int8_t *wp, const int32_t *bias, int32_t *acc);
 
-void dcmc_conv3x3_row_scalar(const uint8_t *in, size_t stride, size_t w, unsigned cin,
+void dcmci_conv3x3_row_scalar(const uint8_t *in, size_t stride, size_t w, unsigned cin,
                              const int8_t *wp, const int32_t *bias, int32_t *acc);
-void dcmc_conv3x3_row_avx2(const uint8_t *in, size_t stride, size_t w, unsigned cin,
+void dcmci_conv3x3_row_avx2(const uint8_t *in, size_t stride, size_t w, unsigned cin,
                            const int8_t *wp, const int32_t *bias, int32_t *acc);
-void dcmc_conv3x3_row_avx512vnni(const uint8_t *in, size_t stride, size_t w, unsigned cin,
+void dcmci_conv3x3_row_avx512vnni(const uint8_t *in, size_t stride, size_t w, unsigned cin,
                                  const int8_t *wp, const int32_t *bias, int32_t *acc);
 
-typedef enum dcmc_simd { DCMC_SIMD_SCALAR = 0, DCMC_SIMD_AVX2 = 1, DCMC_SIMD_AVX512VNNI = 2 } dcmc_simd;
+typedef enum dcmci_simd { DCMCI_SIMD_SCALAR = 0, DCMCI_SIMD_AVX2 = 1, DCMCI_SIMD_AVX512VNNI = 2 } dcmci_simd;
 
-/* The path in use (detected once, or forced by dcmc_simd_force) and its kernel. */
-dcmc_simd dcmc_simd_current(void);
-int dcmc_simd_supported(dcmc_simd s);
-dcmc_conv3x3_row_fn dcmc_conv3x3_row_kernel(void);
+/* The path in use (detected once, or forced by dcmci_simd_force) and its kernel. */
+dcmci_simd dcmci_simd_current(void);
+int dcmci_simd_supported(dcmci_simd s);
+dcmci_conv3x3_row_fn dcmci_conv3x3_row_kernel(void);
+/* Test and benchmark hook, not public API: force a path ("scalar", "avx2", "avx512-vnni", or
+ * "auto" to return to detection). DCMC_ERR_UNSUPPORTED if the CPU lacks it, DCMC_ERR_ARG if the
+ * name is unknown. Takes effect for frames started afterwards. */
+dcmc_status dcmci_simd_force(const char *name);
 
 #endif

@@ -50,7 +50,7 @@ typedef struct net_w {
     int32_t head_b[C];
 } net_w;
 
-struct dcmc_net_plan {
+struct dcmci_net_plan {
     dcmc_preset pr;
     unsigned planes, cin_pad, bits, hid, k, kpad;
     size_t h, w;
@@ -103,7 +103,7 @@ static size_t conv_wp_bytes(unsigned cin)
     return (size_t)9 * cin * C;
 }
 
-void dcmc_net_plan_free(dcmc_net_plan *p)
+void dcmci_net_plan_free(dcmci_net_plan *p)
 {
     if (p == NULL)
         return;
@@ -131,7 +131,7 @@ void dcmc_net_plan_free(dcmc_net_plan *p)
 static void *zalloc(size_t a, size_t b, size_t c, int *ok)
 {
     size_t n;
-    if (!*ok || !dcmc_mul_size(a, b, &n) || !dcmc_mul_size(n, c, &n)) {
+    if (!*ok || !dcmci_mul_size(a, b, &n) || !dcmci_mul_size(n, c, &n)) {
         *ok = 0;
         return NULL;
     }
@@ -141,7 +141,7 @@ static void *zalloc(size_t a, size_t b, size_t c, int *ok)
     return m;
 }
 
-dcmc_status dcmc_net_plan_new(dcmc_net_plan **out, const dcmc_preset *preset, unsigned planes,
+dcmc_status dcmci_net_plan_new(dcmci_net_plan **out, const dcmc_preset *preset, unsigned planes,
                               size_t h, size_t w, unsigned bits, int threads)
 {
     if (out == NULL)
@@ -155,7 +155,7 @@ dcmc_status dcmc_net_plan_new(dcmc_net_plan **out, const dcmc_preset *preset, un
         return st;
     if (h > 65535 || w > 65535)
         return DCMC_ERR_OVERFLOW;
-    dcmc_net_plan *p = calloc(1, sizeof *p);
+    dcmci_net_plan *p = calloc(1, sizeof *p);
     if (p == NULL)
         return DCMC_ERR_NOMEM;
     p->pr = *preset;
@@ -185,7 +185,7 @@ dcmc_status dcmc_net_plan_new(dcmc_net_plan **out, const dcmc_preset *preset, un
                      conv_wp_bytes(C);
     p->arena = zalloc((size_t)2 * preset->rounds, per_net, 1, &ok);
     if (!ok) {
-        dcmc_net_plan_free(p);
+        dcmci_net_plan_free(p);
         return DCMC_ERR_NOMEM;
     }
     int8_t *a = p->arena;
@@ -208,7 +208,7 @@ dcmc_status dcmc_net_plan_new(dcmc_net_plan **out, const dcmc_preset *preset, un
 
 /* ---- weights (section 6) ---- */
 
-size_t dcmc_net_weight_bytes(const dcmc_preset *pr, unsigned planes)
+size_t dcmci_net_weight_bytes(const dcmc_preset *pr, unsigned planes)
 {
     size_t cin = planes; /* network input and output planes: 2 per sample */
     size_t stem = 9 * cin * C + 2 * C;
@@ -239,12 +239,12 @@ static void load_conv(const uint8_t **s, int8_t *wp, unsigned cin_real, unsigned
     for (unsigned o = 0; o < cout; o++)
         for (unsigned t = 0; t < 9; t++)
             for (unsigned i = 0; i < cin_real; i++)
-                wp[dcmc_conv_wp_index(cin_pad, t, i, o)] = rd_w(s);
+                wp[dcmci_conv_wp_index(cin_pad, t, i, o)] = rd_w(s);
     for (unsigned o = 0; o < cout; o++)
         bias[o] = rd_b(s);
 }
 
-void dcmc_net_load(dcmc_net_plan *p, const uint8_t *s)
+void dcmci_net_load(dcmci_net_plan *p, const uint8_t *s)
 {
     const unsigned hid = p->hid, k = p->k;
     for (unsigned n = 0; n < 2u * p->pr.rounds; n++) {
@@ -289,14 +289,14 @@ typedef struct conv_job {
 VEC_CLONES static void epi_relu(const int32_t *restrict acc, uint8_t *restrict d, size_t n, unsigned s)
 {
     for (size_t i = 0; i < n; i++)
-        d[i] = (uint8_t)dcmc_clamp32(dcmc_rshift_round(acc[i], s), 0, 255);
+        d[i] = (uint8_t)dcmci_clamp32(dcmci_rshift_round(acc[i], s), 0, 255);
 }
 
 VEC_CLONES static void epi_residual(const int32_t *restrict acc, uint8_t *restrict d, size_t n, unsigned s)
 {
     for (size_t i = 0; i < n; i++) {
-        int32_t r = dcmc_clamp32(dcmc_rshift_round(acc[i], s), -32768, 32767);
-        d[i] = (uint8_t)dcmc_clamp32(d[i] + r, 0, 255);
+        int32_t r = dcmci_clamp32(dcmci_rshift_round(acc[i], s), -32768, 32767);
+        d[i] = (uint8_t)dcmci_clamp32(d[i] + r, 0, 255);
     }
 }
 
@@ -309,7 +309,7 @@ VEC_CLONES static void epi_s16_pool(const int32_t *restrict acc, int16_t *restri
         rmax[c] = pmax[c];
     for (size_t x = 0; x < w; x++) {
         for (unsigned c = 0; c < C; c++) {
-            int32_t v = dcmc_clamp32(dcmc_rshift_round(acc[x * C + c], s), -32768, 32767);
+            int32_t v = dcmci_clamp32(dcmci_rshift_round(acc[x * C + c], s), -32768, 32767);
             d[x * C + c] = (int16_t)v;
             rsum[c] += v;
             rmax[c] = v > rmax[c] ? v : rmax[c];
@@ -332,10 +332,10 @@ VEC_CLONES static void epi_head(const int32_t *restrict acc, uint32_t *restrict 
             tg[x] = (tg[x] - (uint32_t)acc[x * C + c]) & mask;
 }
 
-static void run_conv(dcmc_net_plan *p, const conv_job *j)
+static void run_conv(dcmci_net_plan *p, const conv_job *j)
 {
     const size_t h = p->h, w = p->w, in_stride = (w + 2) * j->cin, stride = (w + 2) * C;
-    const dcmc_conv3x3_row_fn kernel = dcmc_conv3x3_row_kernel();
+    const dcmci_conv3x3_row_fn kernel = dcmci_conv3x3_row_kernel();
     const unsigned shift = j->shift;
     if (j->epi == EPI_S16_POOL) {
         for (int t = 0; t < p->threads; t++) {
@@ -373,7 +373,7 @@ static void run_conv(dcmc_net_plan *p, const conv_job *j)
 }
 
 /* Channel attention weights ca[c] (Q8) from the pooled statistics of Hh. */
-static void channel_attention(dcmc_net_plan *p, const block_w *bw, int32_t ca[C])
+static void channel_attention(dcmci_net_plan *p, const block_w *bw, int32_t ca[C])
 {
     int64_t sum[C];
     int32_t mx[C], avg[C], za[C], zm[C];
@@ -394,14 +394,14 @@ static void channel_attention(dcmc_net_plan *p, const block_w *bw, int32_t ca[C]
             sa += bw->a1[j * C + c] * avg[c];
             sm += bw->a1[j * C + c] * mx[c];
         }
-        za[j] = dcmc_clamp32(dcmc_rshift_round(sa, s), 0, 32767);
-        zm[j] = dcmc_clamp32(dcmc_rshift_round(sm, s), 0, 32767);
+        za[j] = dcmci_clamp32(dcmci_rshift_round(sa, s), 0, 32767);
+        zm[j] = dcmci_clamp32(dcmci_rshift_round(sm, s), 0, 32767);
     }
     for (unsigned c = 0; c < C; c++) {
         int32_t o = 0;
         for (unsigned j = 0; j < p->hid; j++)
             o += bw->a2[c * p->hid + j] * (za[j] + zm[j]);
-        ca[c] = sig_q8(dcmc_rshift_round(o, s));
+        ca[c] = sig_q8(dcmci_rshift_round(o, s));
     }
 }
 
@@ -409,7 +409,7 @@ static void channel_attention(dcmc_net_plan *p, const block_w *bw, int32_t ca[C]
 static inline void gate(const int16_t *restrict hr, const int32_t *restrict ca, int32_t *restrict g)
 {
     for (unsigned c = 0; c < C; c++)
-        g[c] = dcmc_rshift_round(hr[c] * ca[c], 8);
+        g[c] = dcmci_rshift_round(hr[c] * ca[c], 8);
 }
 
 VEC_CLONES static void sa_pool_row(const int16_t *restrict hr, const int32_t *restrict ca, size_t w,
@@ -445,18 +445,18 @@ VEC_CLONES static void sa_apply_row(const int16_t *restrict hr, const int32_t *r
                          const int32_t *restrict acc, uint8_t *restrict tr, size_t w, unsigned s)
 {
     for (size_t x = 0; x < w; x++) {
-        const int32_t sa = sig_q8(dcmc_rshift_round(acc[x], s));
+        const int32_t sa = sig_q8(dcmci_rshift_round(acc[x], s));
         int32_t g[C];
         gate(hr + x * C, ca, g);
         for (unsigned c = 0; c < C; c++) {
-            int32_t r = dcmc_rshift_round(g[c] * sa, 8);
-            tr[x * C + c] = (uint8_t)dcmc_clamp32(tr[x * C + c] + r, 0, 255);
+            int32_t r = dcmci_rshift_round(g[c] * sa, 8);
+            tr[x * C + c] = (uint8_t)dcmci_clamp32(tr[x * C + c] + r, 0, 255);
         }
     }
 }
 
 /* Spatial attention and the residual sum: T = clamp(T + rs(G * sa, 8)), G = rs(Hh * ca, 8). */
-static void spatial_attention(dcmc_net_plan *p, const block_w *bw, const int32_t ca[C])
+static void spatial_attention(dcmci_net_plan *p, const block_w *bw, const int32_t ca[C])
 {
     const size_t h = p->h, w = p->w, k = p->k, kp = p->kpad, sw = w + k - 1;
     const size_t plane = (h + k - 1) * sw, stride = (w + 2) * C;
@@ -481,7 +481,7 @@ static void spatial_attention(dcmc_net_plan *p, const block_w *bw, const int32_t
     }
 }
 
-static void quantize_input(dcmc_net_plan *p, const uint32_t *in)
+static void quantize_input(dcmci_net_plan *p, const uint32_t *in)
 {
     const size_t h = p->h, w = p->w, hw = h * w, ci = p->cin_pad;
 #pragma omp parallel for num_threads(p->threads) schedule(static)
@@ -493,7 +493,7 @@ static void quantize_input(dcmc_net_plan *p, const uint32_t *in)
     }
 }
 
-void dcmc_net_apply(dcmc_net_plan *p, unsigned index, const uint32_t *in, uint32_t *target,
+void dcmci_net_apply(dcmci_net_plan *p, unsigned index, const uint32_t *in, uint32_t *target,
                     int sign)
 {
     const net_w *nw = &p->nets[index];
@@ -520,8 +520,8 @@ void dcmc_net_apply(dcmc_net_plan *p, unsigned index, const uint32_t *in, uint32
     run_conv(p, &hd);
 }
 
-void dcmc_net_eval(dcmc_net_plan *p, unsigned index, const uint32_t *in, uint32_t *out)
+void dcmci_net_eval(dcmci_net_plan *p, unsigned index, const uint32_t *in, uint32_t *out)
 {
     memset(out, 0, (size_t)p->planes * p->h * p->w * sizeof *out);
-    dcmc_net_apply(p, index, in, out, +1);
+    dcmci_net_apply(p, index, in, out, +1);
 }

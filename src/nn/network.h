@@ -10,27 +10,27 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "dcmcrypt.h"
+#include "dcmcrypt/dcmcrypt.h"
 
-typedef struct dcmc_net_plan dcmc_net_plan;
+typedef struct dcmci_net_plan dcmci_net_plan;
 
 /* A plan for networks of `preset` on `planes` input (and output) planes of h x w values of
  * `bits` bits, run on `threads` threads (>= 1). */
-dcmc_status dcmc_net_plan_new(dcmc_net_plan **out, const dcmc_preset *preset, unsigned planes,
+dcmc_status dcmci_net_plan_new(dcmci_net_plan **out, const dcmc_preset *preset, unsigned planes,
                               size_t h, size_t w, unsigned bits, int threads);
-void dcmc_net_plan_free(dcmc_net_plan *p);
+void dcmci_net_plan_free(dcmci_net_plan *p);
 
 /* Bytes of weight stream all 2*rounds networks consume (section 6). */
-size_t dcmc_net_weight_bytes(const dcmc_preset *preset, unsigned planes);
+size_t dcmci_net_weight_bytes(const dcmc_preset *preset, unsigned planes);
 /* Load the weights of every network from that many bytes. */
-void dcmc_net_load(dcmc_net_plan *p, const uint8_t *stream);
+void dcmci_net_load(dcmci_net_plan *p, const uint8_t *stream);
 
 /* target[c][i] = target[c][i] + sign * N_index(in)[c][i]  (mod 2^bits), planes of h*w values.
  * index = 2r for F_r, 2r+1 for G_r; sign is +1 (encrypt) or -1 (decrypt). */
-void dcmc_net_apply(dcmc_net_plan *p, unsigned index, const uint32_t *in, uint32_t *target,
+void dcmci_net_apply(dcmci_net_plan *p, unsigned index, const uint32_t *in, uint32_t *target,
                     int sign);
 
 /* The raw network output mod 2^bits, for tests and known-answer vectors. */
-void dcmc_net_eval(dcmc_net_plan *p, unsigned index, const uint32_t *in, uint32_t *out);
+void dcmci_net_eval(dcmci_net_plan *p, unsigned index, const uint32_t *in, uint32_t *out);
 
 #endif

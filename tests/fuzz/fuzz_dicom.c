@@ -14,8 +14,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "dcmcrypt.h"
-#include "dcmcrypt_dicom.h"
+#include "dcmcrypt/dcmcrypt.h"
+#include "dcmcrypt/dicom.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -5,7 +5,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "dcmcrypt.h"
+#include "dcmcrypt/dcmcrypt.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

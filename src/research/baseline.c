@@ -9,6 +9,7 @@
 #include <openssl/evp.h>
 
 #include "cipher/internal.h"
+#include "dcmcrypt/research.h"
 
 dcmc_status dcmc_chaos_keystream(const dcmc_key *key, const uint8_t nonce[DCMC_NONCE_BYTES],
                                  uint8_t *out, size_t n)
@@ -16,16 +17,16 @@ dcmc_status dcmc_chaos_keystream(const dcmc_key *key, const uint8_t nonce[DCMC_N
     if (key == NULL || nonce == NULL || (out == NULL && n))
         return DCMC_ERR_ARG;
     uint8_t prk[32], sub[32];
-    dcmc_status st = dcmc_prk_derive(key, nonce, prk);
+    dcmc_status st = dcmci_prk_derive(key, nonce, prk);
     if (st == DCMC_OK)
-        st = dcmc_subkey(prk, "chaos", 0, sub);
+        st = dcmci_subkey(prk, "chaos", 0, sub);
     if (st == DCMC_OK) {
-        dcmc_logistic g;
-        dcmc_logistic_seed(&g, sub);
+        dcmci_logistic g;
+        dcmci_logistic_seed(&g, sub);
         uint32_t w[256];
         for (size_t off = 0; off < n; off += sizeof w) {
             size_t m = n - off < sizeof w ? n - off : sizeof w;
-            dcmc_logistic_fill(&g, w, (m + 3) / 4);
+            dcmci_logistic_fill(&g, w, (m + 3) / 4);
             for (size_t i = 0; i < m; i++)
                 out[off + i] = (uint8_t)(w[i / 4] >> (8 * (i % 4)));
         }
@@ -73,10 +74,10 @@ dcmc_status dcmc_baseline_encrypt(dcmc_baseline b, const dcmc_key *key,
         st = DCMC_ERR_ARG;
     }
     if (st == DCMC_OK) {
-        dcmc_frame_values(layout, n, frame, v);
+        dcmci_frame_values(layout, n, frame, v);
         for (size_t i = 0; i < len; i++)
             v[i] = (v[i] ^ k[i]) & mask; /* little-endian words on the hosts we support */
-        dcmc_frame_words(layout, n, v, frame, fb);
+        dcmci_frame_words(layout, n, v, frame, fb);
     }
     dcmc_free(v, len * sizeof *v);
     dcmc_free(k, len * sizeof *k);

@@ -11,6 +11,18 @@
  * Rules: every function returns a dcmc_status and never prints or exits; outputs are set to safe
  * values on entry; sizes are size_t and overflow-checked; anything that held a key is wiped.
  * The cipher itself is specified in docs/format.md.
+ *
+ * API and ABI: the installed headers are dcmcrypt.h (cipher, keys, images), io.h (PNG/TIFF),
+ * metrics.h and dicom.h; nothing else is public (research baselines and test hooks live in the
+ * in-tree research.h and internal headers, with the prefix dcmci_). Within one soname version
+ * (DCMC_SOVERSION, libdcmcrypt.so.N) functions are only added, enum values only appended and
+ * status values never renumbered. Public structs (dcmc_layout, dcmc_key, dcmc_kdf, dcmc_preset,
+ * dcmc_header, dcmc_options, dcmc_frame_timing, dcmc_raster, dcmc_dicom_*) are plain data the
+ * caller allocates: any change to their size or fields bumps the soname, so a program built
+ * against one soname never passes a struct of the wrong size. dcmc_frame_cipher is opaque.
+ * Before 1.0 the soname is 0.MINOR: every minor release may change the ABI (docs/CHANGELOG.md
+ * says what changed). The encrypted format is versioned separately (DCMC_FORMAT_VERSION):
+ * every release reads every format version any release wrote.
  */
 #ifndef DCMCRYPT_H
 #define DCMCRYPT_H
@@ -18,11 +30,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "dcmcrypt/export.h"
+#include "dcmcrypt/version.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
 
-#define DCMC_VERSION_STRING "0.1.0"
 #define DCMC_FORMAT_VERSION 1u
 
 /* Append-only: values are stable and may appear in logs and reports. */
@@ -46,10 +60,11 @@ typedef enum dcmc_status {
     DCMC_ERR_NOT_ENCRYPTED = 16,   /* asked to decrypt an object dcmcrypt did not encrypt */
     DCMC_ERR_ALREADY_ENCRYPTED = 17, /* asked to encrypt an object that is already encrypted */
     DCMC_ERR_KDF_COST = 18,    /* legal scrypt parameters whose cost exceeds the caller's limit */
+    DCMC_ERR_INTERNAL = 19,    /* a bug in dcmcrypt itself (never caused by input): please report */
 } dcmc_status;
 
 /* A short English description of a status; never NULL. */
-const char *dcmc_status_str(dcmc_status s);
+DCMC_API const char *dcmc_status_str(dcmc_status s);
 
 /* ---- Pixel layout --------------------------------------------------------------------------- */
 
@@ -71,9 +86,9 @@ typedef struct dcmc_layout {
 } dcmc_layout;
 
 /* DCMC_OK if the layout is one this library handles; DCMC_ERR_LAYOUT or DCMC_ERR_OVERFLOW if not. */
-dcmc_status dcmc_layout_check(const dcmc_layout *layout);
+DCMC_API DCMC_NONNULL(1) dcmc_status dcmc_layout_check(const dcmc_layout *layout);
 /* Bytes of one frame (bits_allocated 1: rounded up to whole bytes). */
-dcmc_status dcmc_layout_frame_bytes(const dcmc_layout *layout, size_t *bytes);
+DCMC_API DCMC_NONNULL(1, 2) dcmc_status dcmc_layout_frame_bytes(const dcmc_layout *layout, size_t *bytes);
 
 /* ---- Keys ----------------------------------------------------------------------------------- */
 
@@ -106,25 +121,25 @@ typedef struct dcmc_kdf {
 #define DCMC_SCRYPT_MAX_MIB_DEFAULT 256u
 
 /* Wipe a key (or any secret) in a way the compiler cannot remove. */
-void dcmc_wipe(void *p, size_t n);
+DCMC_API void dcmc_wipe(void *p, size_t n);
 /* Parse a key: exactly 32 raw bytes, or 64 hex characters optionally followed by whitespace. */
-dcmc_status dcmc_key_parse(const uint8_t *data, size_t len, dcmc_key *key);
+DCMC_API DCMC_NODISCARD dcmc_status dcmc_key_parse(const uint8_t *data, size_t len, dcmc_key *key);
 /* Read a key file (see dcmc_key_parse). */
-dcmc_status dcmc_key_read_file(const char *path, dcmc_key *key);
+DCMC_API DCMC_NODISCARD DCMC_NONNULL(1, 2) dcmc_status dcmc_key_read_file(const char *path, dcmc_key *key);
 /* Fresh random key from the OS CSPRNG. */
-dcmc_status dcmc_key_generate(dcmc_key *key);
+DCMC_API DCMC_NONNULL(1) dcmc_status dcmc_key_generate(dcmc_key *key);
 /* Write key as 64 hex characters and a newline, file mode 0600, refusing to overwrite. */
-dcmc_status dcmc_key_write_file(const char *path, const dcmc_key *key);
+DCMC_API DCMC_NONNULL(1, 2) dcmc_status dcmc_key_write_file(const char *path, const dcmc_key *key);
 /* Fill kdf with scrypt defaults and a fresh random salt. */
-dcmc_status dcmc_kdf_new_scrypt(dcmc_kdf *kdf);
+DCMC_API DCMC_NONNULL(1) dcmc_status dcmc_kdf_new_scrypt(dcmc_kdf *kdf);
 /* Derive the master key from a passphrase with the recorded KDF (scrypt). Empty passphrase:
  * DCMC_ERR_KEY; a cost above DCMC_SCRYPT_MAX_MIB_DEFAULT: DCMC_ERR_KDF_COST, before any work. */
-dcmc_status dcmc_key_from_passphrase(const char *pass, size_t pass_len, const dcmc_kdf *kdf, dcmc_key *key);
+DCMC_API DCMC_NODISCARD dcmc_status dcmc_key_from_passphrase(const char *pass, size_t pass_len, const dcmc_kdf *kdf, dcmc_key *key);
 /* The same with the caller's cost limit in MiB (see DCMC_SCRYPT_MAX_MIB_DEFAULT). */
-dcmc_status dcmc_key_from_passphrase_max(const char *pass, size_t pass_len, const dcmc_kdf *kdf,
+DCMC_API DCMC_NODISCARD dcmc_status dcmc_key_from_passphrase_max(const char *pass, size_t pass_len, const dcmc_kdf *kdf,
                                          uint64_t max_mib, dcmc_key *key);
 /* The cost of deriving a key with kdf, in MiB (rounded up): 128*r*N*p bytes; 0 for a key file. */
-uint64_t dcmc_kdf_cost_mib(const dcmc_kdf *kdf);
+DCMC_API uint64_t dcmc_kdf_cost_mib(const dcmc_kdf *kdf);
 
 /* ---- Presets -------------------------------------------------------------------------------- */
 
@@ -148,11 +163,11 @@ typedef struct dcmc_preset {
     uint8_t shift_sa;
 } dcmc_preset;
 
-dcmc_status dcmc_preset_by_name(const char *name, dcmc_preset *out);
-dcmc_status dcmc_preset_by_id(uint8_t id, dcmc_preset *out);
-const char *dcmc_preset_name(uint8_t id); /* "at-resnet-cm", "resnet-cm" or "unknown" */
+DCMC_API dcmc_status dcmc_preset_by_name(const char *name, dcmc_preset *out);
+DCMC_API dcmc_status dcmc_preset_by_id(uint8_t id, dcmc_preset *out);
+DCMC_API const char *dcmc_preset_name(uint8_t id); /* "at-resnet-cm", "resnet-cm" or "unknown" */
 /* Validate recorded preset parameters (they come from untrusted files). */
-dcmc_status dcmc_preset_check(const dcmc_preset *p);
+DCMC_API dcmc_status dcmc_preset_check(const dcmc_preset *p);
 
 /* ---- Header: the container-neutral metadata ------------------------------------------------- */
 
@@ -174,9 +189,9 @@ typedef struct dcmc_header {
 #define DCMC_HEADER_BYTES 128u
 
 /* Serialise to exactly DCMC_HEADER_BYTES bytes (docs/format.md, "Header"). */
-dcmc_status dcmc_header_write(const dcmc_header *h, uint8_t out[DCMC_HEADER_BYTES]);
+DCMC_API DCMC_NONNULL(1, 2) dcmc_status dcmc_header_write(const dcmc_header *h, uint8_t out[DCMC_HEADER_BYTES]);
 /* Parse and validate untrusted bytes. */
-dcmc_status dcmc_header_read(const uint8_t *in, size_t len, dcmc_header *h);
+DCMC_API DCMC_NODISCARD DCMC_NONNULL(1, 3) dcmc_status dcmc_header_read(const uint8_t *in, size_t len, dcmc_header *h);
 
 /* ---- Options -------------------------------------------------------------------------------- */
 
@@ -187,7 +202,7 @@ typedef struct dcmc_options {
     const uint8_t *nonce;   /* NULL = fresh random nonce (always, except known-answer tests) */
 } dcmc_options;
 
-void dcmc_options_default(dcmc_options *opt);
+DCMC_API DCMC_NONNULL(1) void dcmc_options_default(dcmc_options *opt);
 
 /* ---- Frame-level cipher --------------------------------------------------------------------- */
 
@@ -198,21 +213,21 @@ void dcmc_options_default(dcmc_options *opt);
  */
 typedef struct dcmc_frame_cipher dcmc_frame_cipher;
 
-dcmc_status dcmc_frame_cipher_new(dcmc_frame_cipher **out, const dcmc_key *key,
+DCMC_API DCMC_NONNULL(1, 2, 3) dcmc_status dcmc_frame_cipher_new(dcmc_frame_cipher **out, const dcmc_key *key,
                                   const dcmc_header *hdr, int threads);
-void dcmc_frame_cipher_free(dcmc_frame_cipher *fc);
+DCMC_API void dcmc_frame_cipher_free(dcmc_frame_cipher *fc);
 /* Encrypt/decrypt one frame of hdr->layout; in and out may be the same buffer. Bits outside the
  * stored field are written in canonical form (zero, or the sign extension for signed pixels). */
-dcmc_status dcmc_frame_encrypt(dcmc_frame_cipher *fc, uint32_t index, const uint8_t *in,
+DCMC_API dcmc_status dcmc_frame_encrypt(dcmc_frame_cipher *fc, uint32_t index, const uint8_t *in,
                                uint8_t *out, size_t bytes);
-dcmc_status dcmc_frame_decrypt(dcmc_frame_cipher *fc, uint32_t index, const uint8_t *in,
+DCMC_API DCMC_NODISCARD dcmc_status dcmc_frame_decrypt(dcmc_frame_cipher *fc, uint32_t index, const uint8_t *in,
                                uint8_t *out, size_t bytes);
 
 /* Timings of the last frame call, nanoseconds, for the benchmark. */
 typedef struct dcmc_frame_timing {
     uint64_t network_ns, keystream_ns, diffusion_ns;
 } dcmc_frame_timing;
-void dcmc_frame_cipher_timing(const dcmc_frame_cipher *fc, dcmc_frame_timing *t);
+DCMC_API void dcmc_frame_cipher_timing(const dcmc_frame_cipher *fc, dcmc_frame_timing *t);
 
 /* ---- Image-level cipher --------------------------------------------------------------------- */
 
@@ -223,65 +238,46 @@ void dcmc_frame_cipher_timing(const dcmc_frame_cipher *fc, dcmc_frame_timing *t)
  * (allocated here, release with dcmc_free). hdr receives everything a container must store.
  * kdf: how key was made (NULL = raw key).
  */
-dcmc_status dcmc_image_encrypt(const dcmc_key *key, const dcmc_kdf *kdf, const dcmc_options *opt,
+DCMC_API dcmc_status dcmc_image_encrypt(const dcmc_key *key, const dcmc_kdf *kdf, const dcmc_options *opt,
                                const dcmc_layout *layout, uint32_t frames, uint8_t *pixels,
                                size_t pixels_len, const uint8_t *attrs, size_t attrs_len,
                                dcmc_header *hdr, uint8_t **payload, size_t *payload_len);
 
 /* Check the key (DCMC_ERR_WRONG_KEY), then the MAC (DCMC_ERR_INTEGRITY), then decrypt in place.
  * On any error pixels are untouched. *attrs (allocated here, dcmc_free) gets the protected bytes. */
-dcmc_status dcmc_image_decrypt(const dcmc_key *key, const dcmc_header *hdr, int threads,
+DCMC_API DCMC_NODISCARD dcmc_status dcmc_image_decrypt(const dcmc_key *key, const dcmc_header *hdr, int threads,
                                uint8_t *pixels, size_t pixels_len, const uint8_t *payload,
                                size_t payload_len, uint8_t **attrs, size_t *attrs_len);
 
 /* Only the checks of dcmc_image_decrypt (key check value, then MAC over the encrypted pixels and
  * payload), without decrypting: DCMC_OK when the encrypted image is intact and the key is right.
  * Costs one HMAC pass over the data, for verifying finished outputs. */
-dcmc_status dcmc_image_verify(const dcmc_key *key, const dcmc_header *hdr,
+DCMC_API DCMC_NODISCARD DCMC_NONNULL(1, 2) dcmc_status dcmc_image_verify(const dcmc_key *key, const dcmc_header *hdr,
                               const uint8_t *pixels, size_t pixels_len, const uint8_t *payload,
                               size_t payload_len);
 
 /* New UID for an original one: "2.25." and the decimal value of the first 128 bits of
  * HMAC-SHA256(uid_key, uid), so one key maps a study the same way in every file and run.
  * out must hold 65 bytes. */
-dcmc_status dcmc_uid_map(const uint8_t uid_key[32], const char *uid, char out[65]);
+DCMC_API DCMC_NONNULL(1, 2, 3) dcmc_status dcmc_uid_map(const uint8_t uid_key[32], const char *uid, char out[65]);
 /* The UID key of a master key (key files): HKDF(K, salt "dcmcrypt/1/uid"). */
-dcmc_status dcmc_uid_key_from_key(const dcmc_key *key, uint8_t uid_key[32]);
+DCMC_API DCMC_NONNULL(1, 2) dcmc_status dcmc_uid_key_from_key(const dcmc_key *key, uint8_t uid_key[32]);
 /* The UID key of a passphrase: scrypt with a fixed, public salt, so that the mapping does not
  * depend on the per-file random salt (same passphrase, same mapping). */
-dcmc_status dcmc_uid_key_from_passphrase(const char *pass, size_t pass_len, uint8_t uid_key[32]);
+DCMC_API dcmc_status dcmc_uid_key_from_passphrase(const char *pass, size_t pass_len, uint8_t uid_key[32]);
 
 /* Only the key check: DCMC_OK or DCMC_ERR_WRONG_KEY. Cheap. */
-dcmc_status dcmc_key_check(const dcmc_key *key, const dcmc_header *hdr);
+DCMC_API DCMC_NODISCARD DCMC_NONNULL(1, 2) dcmc_status dcmc_key_check(const dcmc_key *key, const dcmc_header *hdr);
 
 /* Release memory returned by the library (wiped first); NULL is a no-op. */
-void dcmc_free(void *p, size_t n);
-
-/* ---- Research baselines (evaluation only, never for patient data) ------------------------- */
-
-typedef enum dcmc_baseline {
-    DCMC_BASELINE_LOGISTIC_XOR = 1, /* the chaos keystream XORed in: no network, no diffusion */
-    DCMC_BASELINE_AES256_CTR = 2,   /* AES-256-CTR keystream XORed into the values (OpenSSL) */
-} dcmc_baseline;
-
-/* Encrypt one frame in place with a baseline, keyed by key and nonce like the real cipher; XOR
- * baselines are their own inverse. */
-dcmc_status dcmc_baseline_encrypt(dcmc_baseline b, const dcmc_key *key,
-                                  const uint8_t nonce[DCMC_NONCE_BYTES], const dcmc_layout *layout,
-                                  uint8_t *frame, size_t bytes);
-/* n bytes of the logistic-chaos keystream alone (32-bit words, little endian) of frame 0 for
- * key and nonce: the generator of docs/format.md section 9, for statistical test suites. */
-dcmc_status dcmc_chaos_keystream(const dcmc_key *key, const uint8_t nonce[DCMC_NONCE_BYTES],
-                                 uint8_t *out, size_t n);
+DCMC_API void dcmc_free(void *p, size_t n);
 
 /* ---- Build and run-time facts ---------------------------------------------------------------- */
 
 /* The SIMD path the network uses on this CPU: "avx512-vnni", "avx2" or "scalar". */
-const char *dcmc_simd_path(void);
-/* Force a path for testing ("scalar", "avx2", "avx512-vnni"); DCMC_ERR_UNSUPPORTED if the CPU lacks it. */
-dcmc_status dcmc_simd_force(const char *name);
+DCMC_API const char *dcmc_simd_path(void);
 /* Library versions linked in, one line (OpenSSL, OpenMP). */
-const char *dcmc_build_info(void);
+DCMC_API const char *dcmc_build_info(void);
 
 #ifdef __cplusplus
 }

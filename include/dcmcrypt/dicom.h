@@ -11,7 +11,7 @@
 #ifndef DCMCRYPT_DICOM_H
 #define DCMCRYPT_DICOM_H
 
-#include "dcmcrypt.h"
+#include "dcmcrypt/dcmcrypt.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -30,25 +30,25 @@ typedef struct dcmc_dicom_info {
 } dcmc_dicom_info;
 
 /* Encrypt `in` to `out`. kdf: how key was made (NULL = key file). uid_key: see dcmc_uid_map. */
-dcmc_status dcmc_dicom_encrypt(const char *in, const char *out, const dcmc_key *key,
+DCMC_API DCMC_NONNULL(1, 2, 3) dcmc_status dcmc_dicom_encrypt(const char *in, const char *out, const dcmc_key *key,
                                const dcmc_kdf *kdf, const uint8_t uid_key[32],
                                const dcmc_options *opt, dcmc_dicom_info *info, char *msg,
                                size_t msg_len);
 
 /* Read the cipher header of an encrypted object without decrypting (e.g. to learn its KDF salt
  * before asking for a passphrase). DCMC_ERR_NOT_ENCRYPTED if it is not one of ours. */
-dcmc_status dcmc_dicom_peek(const char *in, dcmc_header *hdr, char *msg, size_t msg_len);
+DCMC_API DCMC_NODISCARD DCMC_NONNULL(1, 2) dcmc_status dcmc_dicom_peek(const char *in, dcmc_header *hdr, char *msg, size_t msg_len);
 
 /* Decrypt `in` to `out`: key check, then MAC, then the original object (original transfer
  * syntax re-encoded where lossless and DCMTK can encode it, else explicit VR little endian).
  * Nothing is written before both checks pass. */
-dcmc_status dcmc_dicom_decrypt(const char *in, const char *out, const dcmc_key *key, int threads,
+DCMC_API DCMC_NODISCARD DCMC_NONNULL(1, 2, 3) dcmc_status dcmc_dicom_decrypt(const char *in, const char *out, const dcmc_key *key, int threads,
                                dcmc_dicom_info *info, char *msg, size_t msg_len);
 
 /* Decode an object's pixel data as the encryptor sees it: *pixels (malloc'd, release with
  * dcmc_free) gets info->frames frames of info->layout, frames byte-aligned. For the evaluation
  * suite and the tests. */
-dcmc_status dcmc_dicom_read_pixels(const char *in, dcmc_dicom_info *info, uint8_t **pixels,
+DCMC_API dcmc_status dcmc_dicom_read_pixels(const char *in, dcmc_dicom_info *info, uint8_t **pixels,
                                    size_t *len, char *msg, size_t msg_len);
 
 /* What a file is, for batch conversion. */
@@ -66,36 +66,36 @@ typedef struct dcmc_dicom_probe_info {
 /* Classify a file DCMTK can parse. full = 0 reads only what classifying needs (large values
  * stay on disk); full = 1 reads every value, so a truncated object fails. DCMC_ERR_FORMAT when
  * DCMTK cannot parse it. */
-dcmc_status dcmc_dicom_probe(const char *in, int full, dcmc_dicom_probe_info *info, char *msg,
+DCMC_API dcmc_status dcmc_dicom_probe(const char *in, int full, dcmc_dicom_probe_info *info, char *msg,
                              size_t msg_len);
 
 /* Check an encrypted object without decrypting or writing anything: header, layout, key check
  * value and MAC (DCMC_ERR_WRONG_KEY, DCMC_ERR_INTEGRITY). sop_uid (may be NULL, 65 bytes) gets
  * the object's SOP Instance UID. */
-dcmc_status dcmc_dicom_verify(const char *in, const dcmc_key *key, char sop_uid[65], char *msg,
+DCMC_API DCMC_NODISCARD DCMC_NONNULL(1, 2) dcmc_status dcmc_dicom_verify(const char *in, const dcmc_key *key, char sop_uid[65], char *msg,
                               size_t msg_len);
 
 /* The Referenced File IDs of a DICOMDIR, each once, in record order, with '/' separators and
  * relative to the DICOMDIR's directory; IDs that leave the file-set are an error. Free with
  * dcmc_dicomdir_refs_free. */
-dcmc_status dcmc_dicomdir_refs(const char *in, char ***refs, size_t *n, char *msg, size_t msg_len);
-void dcmc_dicomdir_refs_free(char **refs, size_t n);
+DCMC_API dcmc_status dcmc_dicomdir_refs(const char *in, char ***refs, size_t *n, char *msg, size_t msg_len);
+DCMC_API void dcmc_dicomdir_refs_free(char **refs, size_t n);
 
 /* Write a new DICOMDIR (General Purpose profile, DCMTK's DicomDirInterface) to `out`, with the
  * File-set ID of the DICOMDIR `in` and records for `files` (relative to `root`, the directory
  * the DICOMDIR will live in), read from those files as they are now. */
-dcmc_status dcmc_dicomdir_write(const char *in, const char *out, const char *root,
+DCMC_API dcmc_status dcmc_dicomdir_write(const char *in, const char *out, const char *root,
                                 const char *const *files, size_t n, char *msg, size_t msg_len);
 
 /* Versions of DCMTK and OpenJPEG in use, one line. */
-const char *dcmc_dicom_versions(void);
+DCMC_API const char *dcmc_dicom_versions(void);
 
 /* Compressed pixel data (encapsulated or deflated) may declare a decoded size of at most this
  * many times the file's size, or 4 MiB, whichever is larger; beyond it the object is refused
  * (DCMC_ERR_UNSUPPORTED) before any decoder allocates anything. Process-wide; 0 restores the
  * default. Lossless clinical data compresses 2-5x, lossy 10-50x. */
 #define DCMC_DICOM_MAX_EXPANSION_DEFAULT 64u
-void dcmc_dicom_set_max_expansion(unsigned ratio);
+DCMC_API void dcmc_dicom_set_max_expansion(unsigned ratio);
 
 #ifdef __cplusplus
 }
