@@ -88,9 +88,6 @@ typedef struct batch {
     unsigned derivations;
 } batch;
 
-/* Named temporaries in progress (the fallback and DICOMDIRs), one slot per worker, for the second
- * signal. A worker writes a slot's names only while it is FREE; the handler reads them only after
-
 /* What happened to one file, for the report. */
 typedef struct outcome {
     int status; /* S_* */

@@ -18,6 +18,8 @@
 #include <time.h>
 #include <unistd.h>
 
+/* Named temporaries in progress (the fallback and DICOMDIRs), one slot per worker, for the second
+ * signal. A worker writes a slot's names only while it is FREE; the handler reads them only after
  * taking the slot LIVE -> CLAIMED; so it never reads a name being rewritten. */
 enum { SLOT_FREE, SLOT_LIVE, SLOT_CLAIMED };
 typedef struct tmp_slot {

@@ -18,16 +18,17 @@ jobs=$(nproc)
 /usr/bin/python3 tests/metrics/refgen.py --check || {
   echo "tests/metrics/refgen.py no longer reproduces tests/metrics/refs.txt" >&2; exit 1; }
 
-cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
+cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DDCMC_WERROR=ON >/dev/null
 cmake --build build -j "$jobs" >/dev/null
 ctest --test-dir build -L default --output-on-failure -j "$jobs"
 
-cmake -S . -B build-debug -DCMAKE_BUILD_TYPE=Debug -DCMAKE_C_FLAGS_DEBUG="-O0 -g" >/dev/null
+cmake -S . -B build-debug -DCMAKE_BUILD_TYPE=Debug -DCMAKE_C_FLAGS_DEBUG="-O0 -g" -DDCMC_WERROR=ON >/dev/null
 cmake --build build-debug -j "$jobs" >/dev/null
 ctest --test-dir build-debug -L default --output-on-failure -j "$jobs"
 
 # A third build with another compiler and no OpenMP (clang, -O2, single thread).
-CC=clang cmake -S . -B build-clang -DCMAKE_BUILD_TYPE=Release -DDCMC_OPENMP=OFF -DDCMC_TESTS=OFF >/dev/null
+CC=clang cmake -S . -B build-clang -DCMAKE_BUILD_TYPE=Release -DDCMC_OPENMP=OFF -DDCMC_TESTS=OFF \
+  -DDCMC_WERROR=ON >/dev/null
 cmake --build build-clang -j "$jobs" >/dev/null
 
 # Same key, nonce and frames through every build: the digests must be identical.
@@ -43,7 +44,7 @@ done
 echo "gcc -O3 + OpenMP, gcc -O0 + OpenMP and clang -O3 without OpenMP give identical cipher output:"
 echo "$a"
 
-cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DDCMC_SANITIZE=ON >/dev/null
+cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DDCMC_SANITIZE=ON -DDCMC_WERROR=ON >/dev/null
 cmake --build build-asan -j "$jobs" >/dev/null
 ctest --test-dir build-asan -L default --output-on-failure -j "$jobs"
 

@@ -20,7 +20,7 @@
  * dcmc_header, dcmc_options, dcmc_frame_timing, dcmc_raster, dcmc_dicom_*) are plain data the
  * caller allocates: any change to their size or fields bumps the soname, so a program built
  * against one soname never passes a struct of the wrong size. dcmc_frame_cipher is opaque.
- * Before 1.0 the soname is 0.MINOR: every minor release may change the ABI (docs/CHANGELOG.md
+ * Before 1.0 the soname is 0.MINOR: every minor release may change the ABI (CHANGELOG.md
  * says what changed). The encrypted format is versioned separately (DCMC_FORMAT_VERSION):
  * every release reads every format version any release wrote.
  */
