@@ -56,7 +56,7 @@ check "installed dcmencrypt runs and reports $version" \
 for mode in OFF ON; do
   cdir="$work/cmake-$mode"
   if cmake -S "$src/tests/consumer" -B "$cdir" -DCMAKE_PREFIX_PATH="$prefix" \
-       -DCONSUMER_STATIC=$mode >"$work/cfg-$mode.log" 2>&1 &&
+       -DCONSUMER_STATIC=$mode -DCONSUMER_WANTS="$version" >"$work/cfg-$mode.log" 2>&1 &&
      cmake --build "$cdir" >"$work/build-$mode.log" 2>&1; then
     mkdir -p "$work/run-$mode"
     check "CMake consumer (static=$mode) round trips" "$cdir/consumer" "$sample" "$work/run-$mode"
@@ -72,6 +72,9 @@ for mode in OFF ON; do
     check "CMake consumer (static=$mode) builds" false
   fi
 done
+
+check "the CMake package refuses another minor version" sh -c "! cmake -S '$src/tests/consumer' \
+  -B '$work/cmake-other' -DCMAKE_PREFIX_PATH='$prefix' -DCONSUMER_WANTS=0.999 >/dev/null 2>&1"
 
 # pkg-config consumer (shared).
 export PKG_CONFIG_PATH="$lib/pkgconfig"

@@ -2,7 +2,8 @@
  * test_dicom.c - the DCMTK adapter on the objects in sample-data/dicom and on objects the tests
  * build: exact round trip for every layout and transfer syntax there, new UIDs that are the same
  * for the same key, wrong key and tampering caught, truncated and hostile files refused,
- * objects without pixel data refused, outputs that cannot be written reported.
+ * objects without pixel data refused, outputs that cannot be written reported, exceptions
+ * mapped to honest statuses, JPEG 2000 codestreams that disagree with the attributes refused.
  */
 #define _GNU_SOURCE /* memmem */
 #include <dirent.h>
@@ -14,6 +15,7 @@
 #include "dcmcrypt/dcmcrypt.h"
 #include "dcmcrypt/dicom.h"
 #include "test_common.h"
+#include "testhook.h" /* dicom/: the adapter's exception mapping, for tests only */
 
 static char g_dir[64];
 
@@ -124,17 +126,19 @@ static void test_roundtrip_samples(void)
     }
 }
 
-/* Reads a file into memory. */
+/* Reads a file into memory; NULL (and *n = 0) when it cannot. */
 static uint8_t *slurp(const char *path, size_t *n)
 {
+    *n = 0;
     FILE *f = fopen(path, "rb");
     if (!f)
         return NULL;
-    fseek(f, 0, SEEK_END);
-    long sz = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    uint8_t *b = malloc((size_t)sz + 1);
-    *n = fread(b, 1, (size_t)sz, f);
+    long sz = -1;
+    if (fseek(f, 0, SEEK_END) == 0)
+        sz = ftell(f);
+    uint8_t *b = sz >= 0 && fseek(f, 0, SEEK_SET) == 0 ? malloc((size_t)sz + 1) : NULL;
+    if (b)
+        *n = fread(b, 1, (size_t)sz, f);
     fclose(f);
     return b;
 }
@@ -161,6 +165,7 @@ static void test_uids_and_marker(void)
     size_t na = 0, nb = 0, nc = 0, no = 0;
     uint8_t *a = slurp(tmp("a.dcm"), &na), *b = slurp(tmp("b.dcm"), &nb), *c = slurp(tmp("c.dcm"), &nc);
     uint8_t *o = slurp(in, &no);
+    CU_ASSERT_FATAL(a && b && c && o);
     char mapped[65], mapped2[65];
     /* The original SOP Instance UID of CT_small, and where it went. */
     const char *orig_uid = "1.3.6.1.4.1.5962.1.1.1.1.1.20040119072730.12322";
@@ -188,6 +193,7 @@ static void test_uids_and_marker(void)
     CU_ASSERT_EQUAL(dcmc_dicom_decrypt(tmp("a.dcm"), tmp("d.dcm"), &key, 0, NULL, msg, sizeof msg), DCMC_OK);
     size_t nd = 0;
     uint8_t *d = slurp(tmp("d.dcm"), &nd);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(d);
     CU_ASSERT_PTR_NOT_NULL(memmem(d, nd, orig_uid, strlen(orig_uid)));
     CU_ASSERT_PTR_NULL(memmem(d, nd, "DCMCRYPT", 8));
     CU_ASSERT_PTR_NULL(memmem(d, nd, "ENCRYPTED PIXEL DATA", 20));
@@ -213,15 +219,18 @@ static void test_wrong_key_and_tampering(void)
     CU_ASSERT(access(tmp("d.dcm"), F_OK) != 0); /* nothing written */
     size_t n = 0;
     uint8_t *b = slurp(tmp("e.dcm"), &n);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(b);
+    CU_ASSERT_FATAL(n > 12);
+    /* The last (7FE0,0010) tag: the pixel data; flip a bit in the middle of its value. */
     const uint8_t pix[4] = {0xE0, 0x7F, 0x10, 0x00};
-    uint8_t *at = NULL;
-    for (size_t i = n - 4; i-- > 0;)
+    size_t at = n;
+    for (size_t i = n - 12; i-- > 0;)
         if (memcmp(b + i, pix, 4) == 0) {
-            at = b + i;
+            at = i;
             break;
         }
-    CU_ASSERT_PTR_NOT_NULL_FATAL(at);
-    size_t pos = (size_t)(at - b) + 12 + (n - (size_t)(at - b) - 12) / 2;
+    CU_ASSERT_FATAL(at < n);
+    size_t pos = at + 12 + (n - at - 12) / 2;
     b[pos] ^= 0x01;
     spit(tmp("t.dcm"), b, n);
     CU_ASSERT_EQUAL(dcmc_dicom_decrypt(tmp("t.dcm"), tmp("d.dcm"), &key, 0, NULL, msg, sizeof msg),
@@ -307,6 +316,123 @@ static void test_unwritable_output(void)
                                        sizeof msg), DCMC_ERR_WRITE);
 }
 
+/* How exceptions become statuses (dicom/errors.cc): our own refusals keep their status, out of
+ * memory is DCMC_ERR_NOMEM, an exception out of DCMTK while it parses the input (inside the parse
+ * boundary) is malformed input, and anything else is a bug of ours: DCMC_ERR_INTERNAL, never
+ * DCMC_ERR_FORMAT (which the adapter gave every exception before). */
+static void test_exception_mapping(void)
+{
+    static const struct {
+        int what;
+        dcmc_status outside, inside; /* thrown by our code / inside parsing() */
+    } cases[] = {
+        {DCMCI_THROW_NOTHING, DCMC_OK, DCMC_OK},
+        {DCMCI_THROW_FAILURE, DCMC_ERR_UNSUPPORTED, DCMC_ERR_UNSUPPORTED},
+        {DCMCI_THROW_BAD_ALLOC, DCMC_ERR_NOMEM, DCMC_ERR_NOMEM},
+        {DCMCI_THROW_LOGIC_ERROR, DCMC_ERR_INTERNAL, DCMC_ERR_FORMAT},
+        {DCMCI_THROW_OUT_OF_RANGE, DCMC_ERR_INTERNAL, DCMC_ERR_FORMAT},
+        {DCMCI_THROW_UNKNOWN, DCMC_ERR_INTERNAL, DCMC_ERR_FORMAT},
+        {DCMCI_THROW_BUG, DCMC_ERR_INTERNAL, DCMC_ERR_INTERNAL},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char msg[DCMC_DICOM_MSG];
+        for (int in = 0; in < 2; in++) {
+            const int what = cases[i].what | (in ? DCMCI_THROW_WHILE_PARSING : 0);
+            const dcmc_status want = in ? cases[i].inside : cases[i].outside;
+            memset(msg, 'x', sizeof msg);
+            const dcmc_status st = dcmci_dicom_exception_status(what, msg, sizeof msg);
+            CU_ASSERT_EQUAL(st, want);
+            if (st != want)
+                fprintf(stderr, "\n  exception %#x: status %d, expected %d (%s)", (unsigned)what,
+                        (int)st, (int)want, msg);
+            if (want == DCMC_OK)
+                CU_ASSERT_STRING_EQUAL(msg, "");
+            if (want == DCMC_ERR_INTERNAL) /* the message says whose fault it is */
+                CU_ASSERT_PTR_NOT_NULL(strstr(msg, "a bug in dcmcrypt"));
+            if (want == DCMC_ERR_FORMAT && in) /* and names what was being read */
+                CU_ASSERT_PTR_NOT_NULL(strstr(msg, "test.dcm"));
+        }
+    }
+    /* A NULL or empty message buffer is fine. */
+    CU_ASSERT_EQUAL(dcmci_dicom_exception_status(DCMCI_THROW_LOGIC_ERROR, NULL, 0), DCMC_ERR_INTERNAL);
+}
+
+/* Sets the 16-bit value of the first explicit VR little endian US element (g,e) of `b`. */
+static int patch_us(uint8_t *b, size_t n, uint16_t g, uint16_t e, uint16_t v)
+{
+    const uint8_t h[8] = {(uint8_t)g, (uint8_t)(g >> 8), (uint8_t)e, (uint8_t)(e >> 8), 'U', 'S', 2, 0};
+    uint8_t *at = memmem(b, n, h, sizeof h);
+    if (!at || (size_t)(at - b) + 10 > n)
+        return -1;
+    at[8] = (uint8_t)v;
+    at[9] = (uint8_t)(v >> 8);
+    return 0;
+}
+
+/* A JPEG 2000 object whose attributes disagree with its codestream so that the decoded
+ * components cannot fill the frames they describe is malformed: refused by every reader with
+ * DCMC_ERR_FORMAT and a message naming what differs, nothing written, no crash. Two
+ * disagreements real objects carry stay accepted and exact: Bits Stored other than the
+ * precision, and Pixel Representation other than the codestream's signedness (dicom/j2k.cc).
+ * The object: dcm_qa_ts_9, one unsigned 16-bit component of 384x384 under Bits Stored 12. */
+static void test_j2k_mismatch(void)
+{
+    static const struct {
+        uint16_t set[3][2]; /* (0028,e) = v; e 0 ends */
+        const char *says;   /* in the message; NULL: accepted */
+    } cases[] = {
+        {{{0x0010, 383}}, "Rows"},                                 /* 384 rows high */
+        {{{0x0011, 385}}, "Columns"},                              /* 384 columns wide */
+        {{{0x0002, 3}}, "Samples per Pixel"},                      /* one component */
+        {{{0x0100, 8}, {0x0101, 8}, {0x0102, 7}}, "Bits Allocated"}, /* of 16 bits */
+        {{{0x0101, 10}, {0x0102, 9}}, NULL},                       /* Bits Stored 10 */
+        {{{0x0103, 1}}, NULL},                                     /* Pixel Representation 1 */
+    };
+    dcmc_key key;
+    uint8_t uk[32];
+    test_key(&key, uk, 1);
+    size_t n = 0;
+    uint8_t *orig = slurp(sample("dcm_qa_ts_9_J2K-lossless.dcm"), &n);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(orig);
+    uint8_t *b = malloc(n);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(b);
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char msg[DCMC_DICOM_MSG];
+        memcpy(b, orig, n);
+        for (int k = 0; k < 3 && cases[i].set[k][0]; k++)
+            CU_ASSERT_EQUAL(patch_us(b, n, 0x0028, cases[i].set[k][0], cases[i].set[k][1]), 0);
+        spit(tmp("j2k.dcm"), b, n);
+        unlink(tmp("x.dcm"));
+        const dcmc_status want = cases[i].says ? DCMC_ERR_FORMAT : DCMC_OK;
+        dcmc_status st = dcmc_dicom_encrypt(tmp("j2k.dcm"), tmp("x.dcm"), &key, NULL, uk, NULL, NULL,
+                                            msg, sizeof msg);
+        CU_ASSERT_EQUAL(st, want);
+        if (st != want)
+            fprintf(stderr, "\n  (0028,%04x) = %u: status %d (%s)", cases[i].set[0][0],
+                    cases[i].set[0][1], (int)st, msg);
+        dcmc_dicom_info info;
+        uint8_t *px = NULL, *back = NULL;
+        size_t len = 0, blen = 0;
+        CU_ASSERT_EQUAL(dcmc_dicom_read_pixels(tmp("j2k.dcm"), &info, &px, &len, msg, sizeof msg),
+                        want);
+        if (cases[i].says) {
+            CU_ASSERT_PTR_NOT_NULL(strstr(msg, cases[i].says));
+            CU_ASSERT_PTR_NULL(px);
+            CU_ASSERT(access(tmp("x.dcm"), F_OK) != 0);
+            continue;
+        }
+        CU_ASSERT_EQUAL(dcmc_dicom_decrypt(tmp("x.dcm"), tmp("d.dcm"), &key, 0, NULL, msg, sizeof msg),
+                        DCMC_OK);
+        CU_ASSERT_EQUAL(dcmc_dicom_read_pixels(tmp("d.dcm"), &info, &back, &blen, msg, sizeof msg),
+                        DCMC_OK);
+        CU_ASSERT(px && back && len == blen && memcmp(px, back, len) == 0);
+        dcmc_free(px, len);
+        dcmc_free(back, blen);
+    }
+    free(b);
+    free(orig);
+}
+
 int dcmc_test_register_dicom(void)
 {
     static const dcmc_test_case cases[] = {
@@ -315,6 +441,8 @@ int dcmc_test_register_dicom(void)
         {"wrong key, tampering and truncation", test_wrong_key_and_tampering},
         {"truncated, float, missing, junk and pixel-less inputs refused", test_refused_inputs},
         {"full disk and missing directory", test_unwritable_output},
+        {"exceptions: refusals, out of memory, parse failures, bugs", test_exception_mapping},
+        {"JPEG 2000 codestream that disagrees with the attributes", test_j2k_mismatch},
         {NULL, NULL},
     };
     CU_pSuite s = CU_add_suite("dicom", suite_init, suite_clean);

@@ -1,0 +1,208 @@
+/*
+ * internal.h - what the files of the DCMTK adapter share (namespace dcmci): the typed failure
+ * every file throws and the parse boundary (errors.cc), the loaded object and its pixels
+ * (load.cc, pixels.cc, j2k.cc), the private block (block.cc), the protected attributes
+ * (protect.cc), writing (save.cc), the operations (encrypt.cc, decrypt.cc, dicomdir.cc). Only
+ * api.cc turns them into the C API of include/dcmcrypt/dicom.h; no exception leaves it.
+ */
+#ifndef DCMCRYPT_DICOM_INTERNAL_H
+#define DCMCRYPT_DICOM_INTERNAL_H
+
+#include "dcmtk/config/osconfig.h"
+
+#include "dcmtk/dcmdata/dctk.h"
+
+#include <chrono>
+#include <cstdio>
+#include <exception>
+#include <new>
+#include <string>
+#include <vector>
+
+#include "dcmcrypt/dcmcrypt.h"
+#include "dcmcrypt/dicom.h"
+
+namespace dcmci {
+
+/* ---- failures (errors.cc) -------------------------------------------------------------------- */
+
+/* What the adapter throws when it refuses something: the status says whose fault it is. */
+struct Failure {
+    dcmc_status status;
+    std::string msg;
+};
+
+/* Refuse with a status and a message (printf format). */
+[[noreturn]] void fail(dcmc_status st, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* A broken invariant of our own: DCMC_ERR_INTERNAL, with a message saying it is a bug. */
+[[noreturn]] void bug(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* The status and message for the exception being handled (call only inside a catch block):
+ * Failure as thrown, std::bad_alloc DCMC_ERR_NOMEM, anything else DCMC_ERR_INTERNAL. Exceptions
+ * that untrusted input may cause have already become Failures at the parse boundary. */
+dcmc_status status_of_current_exception(std::string &msg);
+
+/* Run `f` (an operation of the API) and return its status, with the message in `msg`: no
+ * exception leaves this function. */
+template <class F> dcmc_status guard(char *msg, size_t msg_len, F &&f)
+{
+    if (msg && msg_len)
+        msg[0] = '\0';
+    std::string m;
+    dcmc_status st;
+    try {
+        f();
+        return DCMC_OK;
+    } catch (...) {
+        st = status_of_current_exception(m);
+    }
+    if (msg && msg_len)
+        snprintf(msg, msg_len, "%s", m.c_str());
+    return st;
+}
+
+/* An exception out of DCMTK while it reads untrusted bytes: malformed input (DCMC_ERR_FORMAT). */
+[[noreturn]] void parse_failed(const char *what, const char *why);
+
+/* The parse boundary (errors.cc says where it lies): run `f`, a DCMTK call that reads the
+ * untrusted input, and turn whatever it throws, other than our own Failures and std::bad_alloc,
+ * into a Failure with DCMC_ERR_FORMAT. Wrap DCMTK calls only, never our own code: a
+ * std::logic_error of ours must stay a bug (DCMC_ERR_INTERNAL). */
+template <class F> auto parsing(const char *what, F &&f) -> decltype(f())
+{
+    try {
+        return f();
+    } catch (const Failure &) {
+        throw;
+    } catch (const std::bad_alloc &) {
+        throw;
+    } catch (const std::exception &e) {
+        parse_failed(what, e.what());
+    } catch (...) {
+        parse_failed(what, nullptr);
+    }
+}
+
+/* ---- the loaded object (load.cc) ------------------------------------------------------------- */
+
+void init_once();
+
+inline uint64_t now_ns()
+{
+    return (uint64_t)std::chrono::duration_cast<std::chrono::nanoseconds>(
+               std::chrono::steady_clock::now().time_since_epoch())
+        .count();
+}
+
+bool host_little_endian();
+
+/* Attribute values of the input (inside the parse boundary: DCMTK may load them lazily). */
+std::string get_string(DcmItem *ds, const DcmTagKey &key);
+long get_int(DcmItem *ds, const DcmTagKey &key, long dflt);
+
+struct Loaded {
+    DcmFileFormat ff;
+    DcmDataset *ds = nullptr;
+    std::string ts_uid;
+    uint64_t file_bytes = 0; /* size on disk, the yardstick of what decoding may expand to */
+};
+
+/* Refuse files DCMTK cannot parse safely (nesting, DICOMDIR record types) before it sees them. */
+void check_nesting(const char *path);
+/* max_read: values longer than this stay on disk until used (DCMTK's lazy loading). */
+void load(const char *path, Loaded &L, bool need_pixels, Uint32 max_read = DCM_MaxReadLength);
+
+void set_max_expansion(unsigned ratio);
+
+dcmc_layout layout_of(DcmItem *ds);
+/* The layout the cipher sees (native YBR_*_422 as gray twice as wide). */
+dcmc_layout cipher_layout(DcmItem *ds);
+bool same_layout(const dcmc_layout &a, const dcmc_layout &b);
+Uint32 frames_of(DcmItem *ds);
+void check_layout(const dcmc_layout &l, const std::string &photometric);
+
+/* ---- pixels (pixels.cc) ---------------------------------------------------------------------- */
+
+/* Bytes that `n` frames of layout `l` occupy once unpacked, or a failure when that does not fit
+ * in memory at all. */
+size_t image_bytes(const dcmc_layout &l, Uint32 n);
+
+struct Pixels {
+    dcmc_layout layout{};
+    Uint32 frames = 1;
+    size_t frame_bytes = 0;
+    std::vector<Uint8> data; /* frames * frame_bytes, frames byte-aligned */
+    /* What the pixel data element held after the last frame, when that is not just what DICOM's
+     * rules would write there (zero bits to the end of the byte, a zero pad byte): junk bits after
+     * a 1-bit image, a non-zero pad byte, surplus bytes. Kept so that decryption is exact. The
+     * tail starts at byte floor(F*L/8) for Bits Allocated 1 (its bits below F*L zero), else at
+     * byte F*frame_bytes. */
+    std::vector<Uint8> tail;
+    bool has_tail = false;
+
+    /* Zeroed room for `n` frames of layout `l`: callers have checked the size (image_bytes)
+     * against what the object really holds before asking for it. */
+    void reset(const dcmc_layout &l, Uint32 n);
+};
+
+/* Native pixel bytes of the (already decoded) dataset; too short: `short_status`. */
+void native_bytes(DcmDataset *ds, const dcmc_layout &l, Uint32 frames, Pixels &px,
+                  dcmc_status short_status = DCMC_ERR_TRUNCATED);
+/* Replace the pixel data element with the frames, then `tail` or a pad byte. */
+void put_native(DcmDataset *ds, const Pixels &px, const std::vector<Uint8> *tail = nullptr);
+/* Decode whatever the object holds to native bytes (DCMTK's codecs, or OpenJPEG). */
+void decode_pixels(Loaded &L, Pixels &px);
+void fill_info(dcmc_dicom_info *info, const Loaded &L, const Pixels &px);
+
+/* ---- JPEG 2000 (j2k.cc) ---------------------------------------------------------------------- */
+
+bool is_j2k(const std::string &ts);
+/* The encapsulated pixel sequence of the dataset, or null. */
+DcmPixelSequence *pixel_sequence(DcmDataset *ds);
+/* Decode a JPEG 2000 or HTJ2K object with OpenJPEG; the dataset then describes native pixels. */
+void decode_j2k(Loaded &L, Pixels &px, dcmc_layout l, Uint32 frames);
+
+/* ---- the private block (block.cc) ------------------------------------------------------------ */
+
+/* Block number (0x10..0xFF) of our creator in group 0011, or -1. */
+int find_block(DcmItem *ds);
+/* The header and, if `payload` is given, the payload (both untrusted until the MAC is checked). */
+void read_block(DcmDataset *ds, dcmc_header &hdr, std::vector<Uint8> *payload, const char *in);
+/* Add a block with the header and payload at the first free slot. */
+void write_block(DcmDataset *ds, const dcmc_header &hdr, const std::vector<Uint8> &payload);
+/* Delete our block, creator included. */
+void delete_block(DcmDataset *ds);
+
+/* ---- protected attributes (protect.cc) ------------------------------------------------------- */
+
+/* The protected bytes: version, original transfer syntax, pixel data tail, original values. */
+std::vector<Uint8> protect(DcmDataset *ds, const std::string &ts_uid, const Pixels &px);
+/* Put the protected originals back; `px` gets the pixel data tail of a version 2 block. */
+void restore(DcmDataset *ds, const Uint8 *p, size_t n, std::string &ts_uid, Pixels &px);
+/* What the encrypted object changes: new UIDs, marker, removed, blanked and added attributes. */
+void mark_encrypted(DcmDataset *ds, const dcmc_layout &l, const dcmc_header &hdr,
+                    const uint8_t uid_key[32]);
+
+/* ---- writing (save.cc) ----------------------------------------------------------------------- */
+
+void save(DcmFileFormat &ff, const char *out, E_TransferSyntax xfer);
+/* Re-encode to the original syntax where that is lossless and DCMTK can; what is written. */
+E_TransferSyntax output_xfer(DcmDataset *ds, const std::string &ts_uid);
+
+/* ---- the operations (encrypt.cc, decrypt.cc, dicomdir.cc) ------------------------------------ */
+
+void encrypt(const char *in, const char *out, const dcmc_key *key, const dcmc_kdf *kdf,
+             const uint8_t uid_key[32], const dcmc_options *opt, dcmc_dicom_info *info);
+void peek(const char *in, dcmc_header *hdr);
+void decrypt(const char *in, const char *out, const dcmc_key *key, int threads,
+             dcmc_dicom_info *info);
+void verify(const char *in, const dcmc_key *key, char sop_uid[65]);
+void probe(const char *in, bool full, dcmc_dicom_probe_info *pi);
+/* Every Referenced File ID of a DICOMDIR, '/'-separated, relative to its directory. */
+void dicomdir_refs(const char *in, std::vector<std::string> &refs);
+void dicomdir_write(const char *in, const char *out, const char *root, const char *const *files,
+                    size_t n);
+
+} // namespace dcmci
+
+#endif
