@@ -5,6 +5,8 @@
  * and prints the speed ratio. Timing only: nothing here asserts a speed.
  */
 #define _POSIX_C_SOURCE 200809L
+#include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,6 +51,12 @@ static void load_frame(uint8_t *px, unsigned bits, const char *src_dir)
     }
 }
 
+static void fail(const char *what)
+{
+    fprintf(stderr, "dcmcrypt-bench: %s\n", what);
+    exit(2);
+}
+
 static double run(const char *preset, unsigned bits, int threads, int frames, const char *data_dir,
                   int quiet)
 {
@@ -56,26 +64,27 @@ static double run(const char *preset, unsigned bits, int threads, int frames, co
     memset(&h, 0, sizeof h);
     h.version = DCMC_FORMAT_VERSION;
     h.flags = DCMC_FLAG_STANDARD_LAYER;
-    dcmc_preset_by_name(preset, &h.preset);
     dcmc_layout l = {DIM, DIM, 1, 0, bits, bits, bits - 1, 0};
     h.layout = l;
     h.frames = (uint32_t)frames;
     dcmc_key key;
-    dcmc_key_generate(&key);
-    dcmci_random(h.nonce, sizeof h.nonce);
     size_t fb;
-    dcmc_layout_frame_bytes(&l, &fb);
+    if (dcmc_preset_by_name(preset, &h.preset) != DCMC_OK || dcmc_key_generate(&key) != DCMC_OK ||
+        dcmci_random(h.nonce, sizeof h.nonce) != DCMC_OK ||
+        dcmc_layout_frame_bytes(&l, &fb) != DCMC_OK)
+        fail("cannot set up");
     uint8_t *px = malloc(fb), *ct = malloc(fb);
-    load_frame(px, bits, data_dir);
     dcmc_frame_cipher *fc;
-    if (!px || !ct || dcmc_frame_cipher_new(&fc, &key, &h, threads) != DCMC_OK) {
-        fprintf(stderr, "dcmcrypt-bench: cannot set up\n");
-        exit(2);
-    }
-    dcmc_frame_encrypt(fc, 0, px, ct, fb); /* warm-up: page faults, thread pool */
+    if (!px || !ct || dcmc_frame_cipher_new(&fc, &key, &h, threads) != DCMC_OK)
+        fail("cannot set up");
+    load_frame(px, bits, data_dir);
+    /* warm-up: page faults, thread pool */
+    if (dcmc_frame_encrypt(fc, 0, px, ct, fb) != DCMC_OK)
+        fail("encryption failed");
     uint64_t net = 0, ks = 0, dif = 0, t0 = dcmci_now_ns();
     for (int f = 0; f < frames; f++) {
-        dcmc_frame_encrypt(fc, (uint32_t)f, px, ct, fb);
+        if (dcmc_frame_encrypt(fc, (uint32_t)f, px, ct, fb) != DCMC_OK)
+            fail("encryption failed");
         dcmc_frame_timing t;
         dcmc_frame_cipher_timing(fc, &t);
         net += t.network_ns;
@@ -114,7 +123,6 @@ static int digest(const char *data_dir)
                 memset(&h, 0, sizeof h);
                 h.version = DCMC_FORMAT_VERSION;
                 h.flags = DCMC_FLAG_STANDARD_LAYER;
-                dcmc_preset_by_name(presets[p], &h.preset);
                 h.layout = *l;
                 h.frames = 1;
                 for (int i = 0; i < 16; i++)
@@ -122,9 +130,11 @@ static int digest(const char *data_dir)
                 dcmc_key key;
                 for (int i = 0; i < 32; i++)
                     key.bytes[i] = (uint8_t)(7 * i + 3);
-                size_t fb;
-                dcmc_layout_frame_bytes(l, &fb);
-                uint8_t *px = malloc(fb);
+                size_t fb = 0;
+                uint8_t *px = NULL;
+                if (dcmc_preset_by_name(presets[p], &h.preset) != DCMC_OK ||
+                    dcmc_layout_frame_bytes(l, &fb) != DCMC_OK || (px = malloc(fb)) == NULL)
+                    fail("cannot set up");
                 if (l->rows == DIM && l->samples == 1 && l->bits_allocated == l->bits_stored)
                     load_frame(px, l->bits_allocated, data_dir);
                 else
@@ -138,7 +148,8 @@ static int digest(const char *data_dir)
                 }
                 unsigned char md[32];
                 unsigned int mdl = 0;
-                EVP_Digest(px, fb, md, &mdl, EVP_sha256(), NULL);
+                if (EVP_Digest(px, fb, md, &mdl, EVP_sha256(), NULL) != 1)
+                    fail("SHA-256 failed");
                 printf("%s %ux%u s%u p%u ba%u bs%u sg%u threads=%d sha256=", presets[p], l->rows,
                        l->cols, l->samples, l->planar, l->bits_allocated, l->bits_stored,
                        l->is_signed, threads);
@@ -159,6 +170,7 @@ static double torch_ms(const char *script, const char *preset, int threads, int 
     snprintf(cmd, sizeof cmd,
              "MALLOC_MMAP_THRESHOLD_=1073741824 /usr/bin/python3 '%s' --threads %d --frames %d%s",
              script, threads, frames, strcmp(preset, "resnet-cm") == 0 ? " --no-attention" : "");
+    /* NOLINTNEXTLINE(cert-env33-c): our own script at a build-time path, run on request */
     FILE *p = popen(cmd, "r");
     if (!p)
         return -1;
@@ -168,9 +180,23 @@ static double torch_ms(const char *script, const char *preset, int threads, int 
         fputs(line, stdout);
         char *m = strstr(line, "ms_per_frame=");
         if (m)
-            ms = atof(m + 13);
+            ms = strtod(m + 13, NULL); /* no number: 0, which the caller takes as unavailable */
     }
     return pclose(p) == 0 ? ms : -1;
+}
+
+/* An integer option in [lo, hi], or exit 1. */
+static int int_arg(const char *opt, const char *s, int lo, int hi)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno != 0 || end == s || *end != '\0' || v < lo || v > hi) {
+        fprintf(stderr, "dcmcrypt-bench: %s wants an integer from %d to %d, not '%s'\n", opt, lo,
+                hi, s);
+        exit(1);
+    }
+    return (int)v;
 }
 
 int main(int argc, char **argv)
@@ -178,24 +204,24 @@ int main(int argc, char **argv)
     int frames = 20, torch = 0, only_threads = 0, bits_only = 0;
     const char *preset_only = NULL, *data_dir = DCMC_SAMPLE_DIR, *script = DCMC_TORCH_SCRIPT;
     for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--frames") && i + 1 < argc)
-            frames = atoi(argv[++i]);
-        else if (!strcmp(argv[i], "--threads") && i + 1 < argc)
-            only_threads = atoi(argv[++i]);
-        else if (!strcmp(argv[i], "--bits") && i + 1 < argc)
-            bits_only = atoi(argv[++i]);
-        else if (!strcmp(argv[i], "--preset") && i + 1 < argc)
+        if (strcmp(argv[i], "--frames") == 0 && i + 1 < argc)
+            frames = int_arg(argv[i], argv[i + 1], 0, INT_MAX), i++;
+        else if (strcmp(argv[i], "--threads") == 0 && i + 1 < argc)
+            only_threads = int_arg(argv[i], argv[i + 1], 0, INT_MAX), i++;
+        else if (strcmp(argv[i], "--bits") == 0 && i + 1 < argc)
+            bits_only = int_arg(argv[i], argv[i + 1], 0, 32), i++;
+        else if (strcmp(argv[i], "--preset") == 0 && i + 1 < argc)
             preset_only = argv[++i];
-        else if (!strcmp(argv[i], "--simd") && i + 1 < argc) {
+        else if (strcmp(argv[i], "--simd") == 0 && i + 1 < argc) {
             if (dcmci_simd_force(argv[++i]) != DCMC_OK) {
                 fprintf(stderr, "dcmcrypt-bench: SIMD path '%s' not available\n", argv[i]);
                 return 1;
             }
-        } else if (!strcmp(argv[i], "--digest"))
+        } else if (strcmp(argv[i], "--digest") == 0)
             return digest(data_dir);
-        else if (!strcmp(argv[i], "--torch"))
+        else if (strcmp(argv[i], "--torch") == 0)
             torch = 1;
-        else if (!strcmp(argv[i], "--data") && i + 1 < argc)
+        else if (strcmp(argv[i], "--data") == 0 && i + 1 < argc)
             data_dir = argv[++i];
         else {
             printf("usage: dcmcrypt-bench [--frames N] [--threads N] [--bits 8|16] [--preset NAME]\n"
@@ -204,7 +230,7 @@ int main(int argc, char **argv)
                    "(2 ops per multiply-accumulate) and the split into network, keystream and\n"
                    "diffusion. --torch runs the PyTorch reference (bench/torch_ref.py) beside it.\n"
                    "--digest prints SHA-256 of fixed-key cipher frames (build comparisons).\n");
-            return strcmp(argv[i], "-h") && strcmp(argv[i], "--help") ? 1 : 0;
+            return strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0 ? 0 : 1;
         }
     }
     if (frames < 1)
@@ -214,7 +240,7 @@ int main(int argc, char **argv)
     const unsigned bitsv[] = {8, 16};
     const int threadsv[] = {1, 2};
     for (int p = 0; p < 2; p++) {
-        if (preset_only && strcmp(preset_only, presets[p]))
+        if (preset_only && strcmp(preset_only, presets[p]) != 0)
             continue;
         for (int b = 0; b < 2; b++) {
             if (bits_only && (unsigned)bits_only != bitsv[b])

@@ -16,7 +16,7 @@ const Uint16 kGroup = 0x0011;
 
 DcmTagKey block_key(int block, Uint8 elem)
 {
-    return DcmTagKey(kGroup, (Uint16)(block << 8 | elem));
+    return DcmTagKey(kGroup, (Uint16)((unsigned)block << 8 | elem));
 }
 
 /* A creator slot nobody uses, and no vendor data elements in its block either. */

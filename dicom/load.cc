@@ -80,7 +80,7 @@ long get_int(DcmItem *ds, const DcmTagKey &key, long dflt)
             return (long)v32;
         OFString s;
         if (ds->findAndGetOFString(key, s).good() && !s.empty())
-            return atol(s.c_str());
+            return strtol(s.c_str(), nullptr, 10); /* as atol did, but defined on overflow */
         return dflt;
     });
 }

@@ -42,12 +42,11 @@ bool Scanner::read_element(uint8_t enc, Element &el)
     el.e = get16(h + 2, big);
     if (el.g == 0xFFFE && (el.e == 0xE000 || el.e == 0xE00D || el.e == 0xE0DD)) {
         /* Delimiters have no VR, even in explicit VR. */
-        if (src_.read(h, 4) < 4)
-            fail();
-        else if (el.e == 0xE00D)
+        /* Cut short, or an item or sequence delimiter where an element belongs: fail. */
+        if (src_.read(h, 4) == 4 && el.e == 0xE00D)
             complete(); /* ends the item; also the meta group, or DCMTK's data set */
         else
-            fail(); /* an item or sequence delimiter where an element belongs */
+            fail();
         return false;
     }
     el.pixel_data = el.g == 0x7FE0 && el.e == 0x0010;

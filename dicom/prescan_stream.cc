@@ -133,14 +133,12 @@ bool Source::z_more()
             z_.avail_in = (uInt)r;
         }
         int rc = inflate(&z_, Z_NO_FLUSH);
-        if (rc == Z_STREAM_END) {
-            z_ended_ = true;
-        } else if (rc == Z_MEM_ERROR) {
+        /* The stream ends at its end, on a memory error, or corrupt (Z_DATA_ERROR,
+         * Z_NEED_DICT); Z_BUF_ERROR with no input left only asks for more. */
+        if (rc == Z_MEM_ERROR)
             err_ = ENOMEM;
+        if (rc != Z_OK && !(rc == Z_BUF_ERROR && z_.avail_in == 0))
             z_ended_ = true;
-        } else if (rc != Z_OK && !(rc == Z_BUF_ERROR && z_.avail_in == 0)) {
-            z_ended_ = true; /* Z_DATA_ERROR, Z_NEED_DICT: corrupt stream */
-        }
     }
     out_len_ = kChunk - z_.avail_out;
     return out_len_ > 0;

@@ -75,14 +75,14 @@ private:
     int err_ = 0;
     uint64_t hi_raw_ = 0, hi_z_ = 0;
     /* raw mode */
-    uint8_t buf_[kChunk];
+    uint8_t buf_[kChunk] = {};
     uint64_t buf_off_ = 0;
     size_t buf_len_ = 0;
     /* deflate mode */
     z_stream z_{};
     bool z_ready_ = false, z_ended_ = false, z_padded_ = false;
     unsigned restarts_ = 0;
-    uint8_t in_[kChunk];
+    uint8_t in_[kChunk] = {};
     uint8_t out_[kChunk];
     uint64_t out_off_ = 0;
     size_t out_len_ = 0;

@@ -10,6 +10,8 @@
 
 #include <CUnit/CUnit.h>
 
+#include "dcmcrypt/dcmcrypt.h"
+
 int dcmc_test_register_core(void);
 int dcmc_test_register_io(void);
 int dcmc_test_register_nn(void);
@@ -38,6 +40,13 @@ static inline uint64_t dcmc_test_next(dcmc_test_rng *r)
     r->s ^= r->s >> 27;
     return r->s * 0x2545F4914F6CDD1DULL;
 }
+
+/* 1 when two structs hold the same values, compared field by field: memcmp would also compare
+ * the padding between fields, whose bytes C leaves unspecified. */
+int dcmc_test_preset_equal(const dcmc_preset *a, const dcmc_preset *b);
+int dcmc_test_kdf_equal(const dcmc_kdf *a, const dcmc_kdf *b);
+int dcmc_test_layout_equal(const dcmc_layout *a, const dcmc_layout *b);
+int dcmc_test_header_equal(const dcmc_header *a, const dcmc_header *b);
 
 /* Register a suite from a NULL-terminated table of {name, fn}. */
 typedef struct { const char *name; CU_TestFunc fn; } dcmc_test_case;

@@ -57,7 +57,7 @@ void dcmci_coupling_free(dcmci_coupling *c)
 static void cells(dcmci_coupling *c, uint32_t *v, int gather)
 {
     const size_t hw = c->cell_rows * c->cell_cols, n = c->rows * c->cols;
-    for (unsigned s = 0; s < c->samples; s++) {
+    for (size_t s = 0; s < c->samples; s++) {
         uint32_t *plane = v + s * n;
         uint32_t *a0 = c->a + (2 * s) * hw, *a1 = a0 + hw;
         uint32_t *b0 = c->b + (2 * s) * hw, *b1 = b0 + hw;

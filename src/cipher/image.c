@@ -77,6 +77,61 @@ static dcmc_status image_bytes(const dcmc_layout *layout, uint32_t frames, size_
     return DCMC_OK;
 }
 
+/* The header of a new encryption: version, flags, preset, KDF, a fresh nonce (or the given one,
+ * for tests and known answers), layout and frame count. */
+static dcmc_status header_init(dcmc_header *h, const dcmc_options *opt, const dcmc_kdf *kdf,
+                               const dcmc_layout *layout, uint32_t frames)
+{
+    memset(h, 0, sizeof *h);
+    h->version = DCMC_FORMAT_VERSION;
+    h->flags = opt->flags;
+    if (h->flags & ~DCMC_FLAG_STANDARD_LAYER)
+        return DCMC_ERR_ARG;
+    h->preset = opt->preset;
+    if (h->preset.id == 0)
+        dcmc_preset_by_id(DCMC_PRESET_AT_RESNET_CM, &h->preset);
+    dcmc_status st = dcmc_preset_check(&h->preset);
+    if (st != DCMC_OK)
+        return st;
+    if (kdf)
+        h->kdf = *kdf;
+    if (opt->nonce)
+        memcpy(h->nonce, opt->nonce, DCMC_NONCE_BYTES);
+    else if ((st = dcmci_random(h->nonce, DCMC_NONCE_BYTES)) != DCMC_OK)
+        return st;
+    h->layout = *layout;
+    h->frames = frames;
+    return DCMC_OK;
+}
+
+/* The plaintext payload (section 10): LE32 attrs_len | attrs | residue flag | residue, where the
+ * residue (the non-canonical bits of every frame) is there only if some bit is non-canonical. */
+static dcmc_status payload_build(const dcmc_layout *layout, uint32_t frames, size_t fb,
+                                 const uint8_t *pixels, size_t pixels_len, const uint8_t *attrs,
+                                 size_t attrs_len, uint8_t **payload, size_t *payload_len)
+{
+    int residue = 0;
+    for (uint32_t f = 0; f < frames && !residue; f++)
+        residue = dcmci_frame_residue(layout, pixels + (size_t)f * fb, NULL);
+    size_t plen = 5 + attrs_len;
+    if (residue && !dcmci_add_size(plen, pixels_len, &plen))
+        return DCMC_ERR_OVERFLOW;
+    uint8_t *pl = malloc(plen);
+    if (pl == NULL)
+        return DCMC_ERR_NOMEM;
+    dcmci_store32le(pl, (uint32_t)attrs_len);
+    if (attrs_len)
+        memcpy(pl + 4, attrs, attrs_len);
+    pl[4 + attrs_len] = (uint8_t)residue;
+    uint8_t *res = pl + 5 + attrs_len;
+    if (residue)
+        for (uint32_t f = 0; f < frames; f++)
+            dcmci_frame_residue(layout, pixels + (size_t)f * fb, res + (size_t)f * fb);
+    *payload = pl;
+    *payload_len = plen;
+    return DCMC_OK;
+}
+
 dcmc_status dcmc_image_encrypt(const dcmc_key *key, const dcmc_kdf *kdf, const dcmc_options *opt,
                                const dcmc_layout *layout, uint32_t frames, uint8_t *pixels,
                                size_t pixels_len, const uint8_t *attrs, size_t attrs_len,
@@ -104,48 +159,19 @@ dcmc_status dcmc_image_encrypt(const dcmc_key *key, const dcmc_kdf *kdf, const d
         return st;
 
     dcmc_header h;
-    memset(&h, 0, sizeof h);
-    h.version = DCMC_FORMAT_VERSION;
-    h.flags = opt->flags;
-    if (h.flags & ~DCMC_FLAG_STANDARD_LAYER)
-        return DCMC_ERR_ARG;
-    h.preset = opt->preset;
-    if (h.preset.id == 0)
-        dcmc_preset_by_id(DCMC_PRESET_AT_RESNET_CM, &h.preset);
-    if ((st = dcmc_preset_check(&h.preset)) != DCMC_OK)
+    uint8_t *pl = NULL;
+    size_t plen = 0;
+    if ((st = header_init(&h, opt, kdf, layout, frames)) != DCMC_OK ||
+        (st = payload_build(layout, frames, fb, pixels, pixels_len, attrs, attrs_len, &pl,
+                            &plen)) != DCMC_OK)
         return st;
-    if (kdf)
-        h.kdf = *kdf;
-    if (opt->nonce)
-        memcpy(h.nonce, opt->nonce, DCMC_NONCE_BYTES);
-    else if ((st = dcmci_random(h.nonce, DCMC_NONCE_BYTES)) != DCMC_OK)
-        return st;
-    h.layout = *layout;
-    h.frames = frames;
-
-    /* Payload: LE32 attrs_len | attrs | residue flag | residue (section 10). */
-    int residue = 0;
-    for (uint32_t f = 0; f < frames && !residue; f++)
-        residue = dcmci_frame_residue(layout, pixels + (size_t)f * fb, NULL);
-    size_t plen = 5 + attrs_len;
-    if (residue && !dcmci_add_size(plen, pixels_len, &plen))
-        return DCMC_ERR_OVERFLOW;
-    uint8_t *pl = malloc(plen);
-    if (pl == NULL)
-        return DCMC_ERR_NOMEM;
-    dcmci_store32le(pl, (uint32_t)attrs_len);
-    if (attrs_len)
-        memcpy(pl + 4, attrs, attrs_len);
-    pl[4 + attrs_len] = (uint8_t)residue;
-    if (residue)
-        for (uint32_t f = 0; f < frames; f++)
-            dcmci_frame_residue(layout, pixels + (size_t)f * fb, pl + 5 + attrs_len + (size_t)f * fb);
     h.payload_bytes = plen;
 
     uint8_t prk[32];
     dcmc_frame_cipher *fc = NULL;
     if ((st = dcmci_prk_derive(key, h.nonce, prk)) != DCMC_OK ||
-        (st = kcv_compute(prk, h.kcv)) != DCMC_OK || (st = payload_crypt(prk, pl, plen)) != DCMC_OK ||
+        (st = kcv_compute(prk, h.kcv)) != DCMC_OK ||
+        (st = payload_crypt(prk, pl, plen)) != DCMC_OK ||
         (st = dcmc_frame_cipher_new(&fc, key, &h, opt->threads)) != DCMC_OK)
         goto fail;
     for (uint32_t f = 0; f < frames; f++) {

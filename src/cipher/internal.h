@@ -17,6 +17,11 @@ dcmc_status dcmci_prk_derive(const dcmc_key *key, const uint8_t nonce[DCMC_NONCE
                             uint8_t prk[32]);
 /* subkey(label, frame) of docs/format.md section 3. */
 dcmc_status dcmci_subkey(const uint8_t prk[32], const char *label, uint32_t frame, uint8_t out[32]);
+/* XOR n bytes of the keystream of an OpenSSL stream cipher or mode (an EVP_CIPHER: ChaCha20,
+ * AES-CTR) into buf, any n (OpenSSL's int lengths are fed in chunks). */
+struct evp_cipher_st; /* OpenSSL's EVP_CIPHER */
+dcmc_status dcmci_stream_xor(const struct evp_cipher_st *cipher, const uint8_t *key,
+                             const uint8_t *iv, uint8_t *buf, size_t n);
 /* XOR n bytes of the ChaCha20 keystream (zero IV) into buf; _stream writes the keystream itself. */
 dcmc_status dcmci_chacha20_xor(const uint8_t key[32], uint8_t *buf, size_t n);
 dcmc_status dcmci_chacha20_stream(const uint8_t key[32], uint8_t *buf, size_t n);

@@ -21,6 +21,11 @@
 
 /* A key file is 32 raw bytes or 64 hex digits plus whitespace: anything larger is not a key. */
 #define KEY_FILE_MAX 256
+#define KEY_HEX_DIGITS ((size_t)2 * DCMC_KEY_BYTES)
+
+/* OpenSSL takes int lengths: anything larger is fed in chunks of this many bytes (<= INT_MAX, a
+ * multiple of every block size, so chunking does not change a byte of the output). */
+#define EVP_CHUNK ((size_t)1 << 30)
 
 static int hexval(uint8_t c)
 {
@@ -43,7 +48,7 @@ dcmc_status dcmc_key_parse(const uint8_t *data, size_t len, dcmc_key *key)
     size_t hexlen = 0;
     while (hexlen < len && hexval(data[hexlen]) >= 0)
         hexlen++;
-    if (hexlen == 2 * DCMC_KEY_BYTES) {
+    if (hexlen == KEY_HEX_DIGITS) {
         size_t i = hexlen;
         while (i < len && (data[i] == ' ' || data[i] == '\n' || data[i] == '\r' || data[i] == '\t'))
             i++;
@@ -101,12 +106,12 @@ dcmc_status dcmc_key_write_file(const char *path, const dcmc_key *key)
     if (path == NULL || key == NULL)
         return DCMC_ERR_ARG;
     static const char hex[] = "0123456789abcdef";
-    char buf[2 * DCMC_KEY_BYTES + 1];
+    char buf[KEY_HEX_DIGITS + 1];
     for (size_t i = 0; i < DCMC_KEY_BYTES; i++) {
         buf[2 * i] = hex[key->bytes[i] >> 4];
         buf[2 * i + 1] = hex[key->bytes[i] & 15];
     }
-    buf[2 * DCMC_KEY_BYTES] = '\n';
+    buf[KEY_HEX_DIGITS] = '\n';
     /* O_EXCL: a key file is never silently replaced (it may be the only copy of a key). */
     int fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0600);
     dcmc_status st = DCMC_OK;
@@ -233,24 +238,22 @@ dcmc_status dcmci_subkey(const uint8_t prk[32], const char *label, uint32_t fram
     if (pl + ll + 4 > sizeof info)
         return DCMC_ERR_ARG;
     memcpy(info, prefix, pl);
-    memcpy(info + pl, label, ll);
+    memcpy(info + pl, label, ll); /* NOLINT(bugprone-not-null-terminated-result): binary info */
     dcmci_store32be(info + pl + ll, frame);
     return hkdf(EVP_KDF_HKDF_MODE_EXPAND_ONLY, prk, 32, NULL, 0, info, pl + ll + 4, out);
 }
 
 /* ---- ChaCha20 -------------------------------------------------------------------------------- */
 
-dcmc_status dcmci_chacha20_xor(const uint8_t key[32], uint8_t *buf, size_t n)
+dcmc_status dcmci_stream_xor(const EVP_CIPHER *cipher, const uint8_t *key, const uint8_t *iv,
+                             uint8_t *buf, size_t n)
 {
-    static const uint8_t iv[16] = {0};
     EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
     if (ctx == NULL)
         return DCMC_ERR_CRYPTO;
-    int ok = EVP_EncryptInit_ex(ctx, EVP_chacha20(), NULL, key, iv) == 1;
-    /* EVP takes int lengths: feed large buffers in chunks. */
-    size_t off = 0;
-    while (ok && off < n) {
-        size_t chunk = n - off > (1u << 30) ? (1u << 30) : n - off;
+    int ok = EVP_EncryptInit_ex(ctx, cipher, NULL, key, iv) == 1;
+    for (size_t off = 0; ok && off < n;) {
+        const size_t chunk = n - off > EVP_CHUNK ? EVP_CHUNK : n - off;
         int outl = 0;
         ok = EVP_EncryptUpdate(ctx, buf + off, &outl, buf + off, (int)chunk) == 1 &&
              (size_t)outl == chunk;
@@ -258,6 +261,12 @@ dcmc_status dcmci_chacha20_xor(const uint8_t key[32], uint8_t *buf, size_t n)
     }
     EVP_CIPHER_CTX_free(ctx);
     return ok ? DCMC_OK : DCMC_ERR_CRYPTO;
+}
+
+dcmc_status dcmci_chacha20_xor(const uint8_t key[32], uint8_t *buf, size_t n)
+{
+    static const uint8_t iv[16] = {0};
+    return dcmci_stream_xor(EVP_chacha20(), key, iv, buf, n);
 }
 
 dcmc_status dcmci_chacha20_stream(const uint8_t key[32], uint8_t *buf, size_t n)
@@ -318,5 +327,11 @@ int dcmci_ct_equal(const void *a, const void *b, size_t n)
 
 dcmc_status dcmci_random(uint8_t *buf, size_t n)
 {
-    return RAND_bytes(buf, (int)n) == 1 ? DCMC_OK : DCMC_ERR_CRYPTO;
+    for (size_t off = 0; off < n;) {
+        const size_t chunk = n - off > EVP_CHUNK ? EVP_CHUNK : n - off;
+        if (RAND_bytes(buf + off, (int)chunk) != 1)
+            return DCMC_ERR_CRYPTO;
+        off += chunk;
+    }
+    return DCMC_OK;
 }

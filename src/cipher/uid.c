@@ -61,7 +61,7 @@ dcmc_status dcmc_uid_map(const uint8_t uid_key[32], const char *uid, char out[65
         return DCMC_ERR_CRYPTO;
     /* 128 bits as a decimal number: repeated division of four 32-bit limbs by 10. */
     uint32_t limb[4];
-    for (int i = 0; i < 4; i++)
+    for (size_t i = 0; i < 4; i++)
         limb[i] = (uint32_t)mac[4 * i] << 24 | (uint32_t)mac[4 * i + 1] << 16 |
                   (uint32_t)mac[4 * i + 2] << 8 | mac[4 * i + 3];
     char digits[40];

@@ -26,6 +26,25 @@ static void png_quiet_warning(png_structp png, png_const_charp msg)
     (void)msg;
 }
 
+/* After png_read_info: ask for 8- or 16-bit samples in host order, palettes and transparency
+ * expanded, interlacing undone; then update info to the decoded shape. */
+static void read_transforms(png_structp png, png_infop info)
+{
+    int depth = png_get_bit_depth(png, info), color = png_get_color_type(png, info);
+    if (color == PNG_COLOR_TYPE_PALETTE)
+        png_set_palette_to_rgb(png);
+    if (color == PNG_COLOR_TYPE_GRAY && depth < 8)
+        png_set_expand_gray_1_2_4_to_8(png);
+    if (png_get_valid(png, info, PNG_INFO_tRNS))
+        png_set_tRNS_to_alpha(png);
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    if (depth == 16)
+        png_set_swap(png); /* PNG stores 16-bit samples big endian */
+#endif
+    png_set_interlace_handling(png);
+    png_read_update_info(png, info);
+}
+
 dcmc_status dcmc_png_read(const char *path, dcmc_raster *out)
 {
     if (out == NULL)
@@ -65,19 +84,7 @@ dcmc_status dcmc_png_read(const char *path, dcmc_raster *out)
     png_set_user_limits(png, DCMC_RASTER_MAX_DIM, DCMC_RASTER_MAX_DIM);
     png_read_info(png, info);
     png_uint_32 w = png_get_image_width(png, info), h = png_get_image_height(png, info);
-    int depth = png_get_bit_depth(png, info), color = png_get_color_type(png, info);
-    if (color == PNG_COLOR_TYPE_PALETTE)
-        png_set_palette_to_rgb(png);
-    if (color == PNG_COLOR_TYPE_GRAY && depth < 8)
-        png_set_expand_gray_1_2_4_to_8(png);
-    if (png_get_valid(png, info, PNG_INFO_tRNS))
-        png_set_tRNS_to_alpha(png);
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-    if (depth == 16)
-        png_set_swap(png); /* PNG stores 16-bit samples big endian */
-#endif
-    png_set_interlace_handling(png);
-    png_read_update_info(png, info);
+    read_transforms(png, info);
     unsigned channels = png_get_channels(png, info);
     unsigned bits = png_get_bit_depth(png, info);
     size_t rowbytes = png_get_rowbytes(png, info), need, size;

@@ -45,6 +45,52 @@ static void place(uint8_t *dst, const uint8_t *src, uint32_t x0, uint32_t y0, ui
     }
 }
 
+/* The shape of the image being read: w x h pixels of ch samples of B bytes, in `planes` planes
+ * (ch when the samples are stored plane by plane, else 1). */
+typedef struct tiff_shape {
+    uint32_t w, h;
+    unsigned ch, B, planes;
+    int separate;
+} tiff_shape;
+
+/* Decode the image block by block into the raster: tiles, or scanlines as blocks of w x 1. A
+ * tile that will not decode is malformed; a scanline that will not, the file cut short. */
+static dcmc_status read_blocks(TIFF *t, const tiff_shape *g, uint8_t *data)
+{
+    const int tiled = TIFFIsTiled(t);
+    uint32_t bw = g->w, bh = 1;
+    tmsize_t bs;
+    if (tiled) {
+        bw = bh = 0;
+        TIFFGetField(t, TIFFTAG_TILEWIDTH, &bw);
+        TIFFGetField(t, TIFFTAG_TILELENGTH, &bh);
+        bs = TIFFTileSize(t);
+    } else {
+        bs = TIFFScanlineSize(t);
+    }
+    size_t need;
+    if (bw == 0 || bh == 0 || bs <= 0 ||
+        !dcmci_mul_size((size_t)bw * bh, (size_t)(g->separate ? 1 : g->ch) * g->B, &need) ||
+        need > (size_t)bs)
+        return DCMC_ERR_FORMAT;
+    uint8_t *buf = malloc((size_t)bs);
+    if (buf == NULL)
+        return DCMC_ERR_NOMEM;
+    dcmc_status st = DCMC_OK;
+    for (unsigned s = 0; s < g->planes && st == DCMC_OK; s++)
+        for (uint32_t y = 0; y < g->h && st == DCMC_OK; y += bh)
+            for (uint32_t x = 0; x < g->w && st == DCMC_OK; x += bw) {
+                if (tiled && TIFFReadTile(t, buf, x, y, 0, (uint16_t)s) < 0)
+                    st = DCMC_ERR_FORMAT;
+                else if (!tiled && TIFFReadScanline(t, buf, y, (uint16_t)s) < 0)
+                    st = DCMC_ERR_TRUNCATED;
+                else
+                    place(data, buf, x, y, bw, bh, g->w, g->h, g->ch, g->B, g->separate, s);
+            }
+    free(buf);
+    return st;
+}
+
 dcmc_status dcmc_tiff_read(const char *path, dcmc_raster *out)
 {
     if (out == NULL)
@@ -74,65 +120,27 @@ dcmc_status dcmc_tiff_read(const char *path, dcmc_raster *out)
     size_t size;
     if (w == 0 || h == 0)
         st = DCMC_ERR_FORMAT;
-    else if (fmt != SAMPLEFORMAT_UINT)
-        st = DCMC_ERR_UNSUPPORTED;
-    else if ((st = dcmci_raster_shape(w, h, spp, bps, &size)) == DCMC_ERR_ARG)
-        st = DCMC_ERR_UNSUPPORTED; /* a valid TIFF we do not handle (e.g. 1-bit or 32-bit) */
+    else if (fmt != SAMPLEFORMAT_UINT ||
+             (st = dcmci_raster_shape(w, h, spp, bps, &size)) == DCMC_ERR_ARG)
+        st = DCMC_ERR_UNSUPPORTED; /* a valid TIFF we do not handle (e.g. float, 1 or 32 bits) */
     if (st != DCMC_OK) {
         TIFFClose(t);
         return st;
     }
-    const unsigned B = bps / 8, ch = spp;
-    const int separate = planar == PLANARCONFIG_SEPARATE && ch > 1;
+    const int separate = planar == PLANARCONFIG_SEPARATE && spp > 1;
+    const tiff_shape g = {w, h, spp, bps / 8u, separate ? spp : 1u, separate};
     uint8_t *data = calloc(size, 1);
-    uint8_t *buf = NULL;
     if (data == NULL) {
         TIFFClose(t);
         return DCMC_ERR_NOMEM;
     }
-    const unsigned planes = separate ? ch : 1;
-    if (TIFFIsTiled(t)) {
-        uint32_t tw = 0, th = 0;
-        TIFFGetField(t, TIFFTAG_TILEWIDTH, &tw);
-        TIFFGetField(t, TIFFTAG_TILELENGTH, &th);
-        tmsize_t ts = TIFFTileSize(t);
-        size_t need;
-        if (tw == 0 || th == 0 || ts <= 0 ||
-            !dcmci_mul_size((size_t)tw * th, (size_t)(separate ? 1 : ch) * B, &need) ||
-            need > (size_t)ts)
-            st = DCMC_ERR_FORMAT;
-        else if ((buf = malloc((size_t)ts)) == NULL)
-            st = DCMC_ERR_NOMEM;
-        for (unsigned s = 0; s < planes && st == DCMC_OK; s++)
-            for (uint32_t y = 0; y < h && st == DCMC_OK; y += th)
-                for (uint32_t x = 0; x < w && st == DCMC_OK; x += tw) {
-                    if (TIFFReadTile(t, buf, x, y, 0, (uint16_t)s) < 0)
-                        st = DCMC_ERR_FORMAT;
-                    else
-                        place(data, buf, x, y, tw, th, w, h, ch, B, separate, s);
-                }
-    } else {
-        tmsize_t ls = TIFFScanlineSize(t);
-        size_t need = (size_t)w * (separate ? 1 : ch) * B;
-        if (ls <= 0 || (size_t)ls < need)
-            st = DCMC_ERR_FORMAT;
-        else if ((buf = malloc((size_t)ls)) == NULL)
-            st = DCMC_ERR_NOMEM;
-        for (unsigned s = 0; s < planes && st == DCMC_OK; s++)
-            for (uint32_t y = 0; y < h && st == DCMC_OK; y++) {
-                if (TIFFReadScanline(t, buf, y, (uint16_t)s) < 0)
-                    st = DCMC_ERR_TRUNCATED;
-                else
-                    place(data, buf, 0, y, w, 1, w, h, ch, B, separate, s);
-            }
-    }
-    free(buf);
+    st = read_blocks(t, &g, data);
     TIFFClose(t);
     if (st != DCMC_OK) {
         free(data);
         return st;
     }
-    dcmci_raster_set(out, w, h, ch, bps, data, size);
+    dcmci_raster_set(out, w, h, spp, bps, data, size);
     return DCMC_OK;
 }
 

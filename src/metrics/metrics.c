@@ -201,6 +201,7 @@ double dcmc_metric_local_entropy(const uint32_t *v, size_t w, size_t h, unsigned
     uint64_t s = seed | 1;
     double sum = 0;
     for (size_t i = 0; i < k; i++) {
+        /* NOLINTNEXTLINE(clang-analyzer-core.DivideZero): i < k <= nblocks, the modulus is >= 1 */
         size_t j = i + (size_t)(rng_next(&s) % (nblocks - i));
         size_t t = idx[i];
         idx[i] = idx[j];

@@ -39,7 +39,7 @@ void dcmci_conv3x3_row_avx2(const uint8_t *in, size_t stride, size_t w, unsigned
         for (unsigned t = 0; t < 9; t++) {
             const uint8_t *px = in + (t / 3) * stride + (x + t % 3) * cin;
             const int8_t *wt = wp + (size_t)t * groups * 64;
-            for (unsigned g = 0; g < groups; g++) {
+            for (size_t g = 0; g < groups; g++) {
                 const __m256i w0 = _mm256_loadu_si256((const __m256i *)(wt + g * 64));
                 const __m256i w1 = _mm256_loadu_si256((const __m256i *)(wt + g * 64 + 32));
                 for (int p = 0; p < NB; p++) {
@@ -59,7 +59,7 @@ void dcmci_conv3x3_row_avx2(const uint8_t *in, size_t stride, size_t w, unsigned
         for (unsigned t = 0; t < 9; t++) {
             const uint8_t *px = in + (t / 3) * stride + (x + t % 3) * cin;
             const int8_t *wt = wp + (size_t)t * groups * 64;
-            for (unsigned g = 0; g < groups; g++) {
+            for (size_t g = 0; g < groups; g++) {
                 const __m256i v = bcast4(px + 4 * g);
                 lo = dot4(lo, v, _mm256_loadu_si256((const __m256i *)(wt + g * 64)), ones);
                 hi = dot4(hi, v, _mm256_loadu_si256((const __m256i *)(wt + g * 64 + 32)), ones);

@@ -27,12 +27,12 @@ void dcmci_conv3x3_row_avx512vnni(const uint8_t *in, size_t stride, size_t w, un
         __m512i a[NB];
         for (int p = 0; p < NB; p++)
             a[p] = b;
-        for (unsigned ky = 0; ky < 3; ky++) {
+        for (size_t ky = 0; ky < 3; ky++) {
             const uint8_t *row = in + ky * stride + x * cin;
-            for (unsigned kx = 0; kx < 3; kx++) {
-                const int8_t *wt = wp + ((size_t)(ky * 3 + kx) * groups) * 64;
+            for (size_t kx = 0; kx < 3; kx++) {
+                const int8_t *wt = wp + (ky * 3 + kx) * groups * 64;
                 const uint8_t *px = row + kx * cin;
-                for (unsigned g = 0; g < groups; g++) {
+                for (size_t g = 0; g < groups; g++) {
                     const __m512i wv = _mm512_loadu_si512((const void *)(wt + g * 64));
                     for (int p = 0; p < NB; p++)
                         a[p] = _mm512_dpbusd_epi32(a[p], bcast4(px + (size_t)p * cin + 4 * g), wv);
@@ -47,7 +47,7 @@ void dcmci_conv3x3_row_avx512vnni(const uint8_t *in, size_t stride, size_t w, un
         for (unsigned t = 0; t < 9; t++) {
             const uint8_t *px = in + (t / 3) * stride + (x + t % 3) * cin;
             const int8_t *wt = wp + (size_t)t * groups * 64;
-            for (unsigned g = 0; g < groups; g++)
+            for (size_t g = 0; g < groups; g++)
                 a0 = _mm512_dpbusd_epi32(a0, bcast4(px + 4 * g),
                                          _mm512_loadu_si512((const void *)(wt + g * 64)));
         }

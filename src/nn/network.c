@@ -210,15 +210,15 @@ dcmc_status dcmci_net_plan_new(dcmci_net_plan **out, const dcmc_preset *preset, 
 
 size_t dcmci_net_weight_bytes(const dcmc_preset *pr, unsigned planes)
 {
-    size_t cin = planes; /* network input and output planes: 2 per sample */
-    size_t stem = 9 * cin * C + 2 * C;
-    size_t block = 2 * (9 * C * C + 2 * C);
+    const size_t ch = C, cin = planes; /* network input and output planes: 2 per sample */
+    size_t stem = 9 * cin * ch + 2 * ch;
+    size_t block = 2 * (9 * ch * ch + 2 * ch);
     if (pr->attention) {
-        size_t hid = C / pr->ca_reduction, k = pr->sa_kernel;
-        block += 2 * hid * C + 2 * k * k + 2;
+        size_t hid = ch / pr->ca_reduction, k = pr->sa_kernel;
+        block += 2 * hid * ch + 2 * k * k + 2;
     }
-    size_t head = 9 * C * cin + 2 * cin;
-    return 2u * pr->rounds * (stem + pr->blocks * block + head);
+    size_t head = 9 * ch * cin + 2 * cin;
+    return 2 * (size_t)pr->rounds * (stem + pr->blocks * block + head);
 }
 
 static inline int8_t rd_w(const uint8_t **s)

@@ -37,6 +37,20 @@ dcmc_status dcmc_chaos_keystream(const dcmc_key *key, const uint8_t nonce[DCMC_N
     return st;
 }
 
+/* The len keystream words of baseline b (little-endian words of its byte stream). */
+static dcmc_status baseline_keystream(dcmc_baseline b, const dcmc_key *key,
+                                      const uint8_t nonce[DCMC_NONCE_BYTES], uint32_t *k,
+                                      size_t len)
+{
+    const size_t bytes = len * sizeof *k; /* the caller allocated it: no overflow */
+    memset(k, 0, bytes);
+    if (b == DCMC_BASELINE_LOGISTIC_XOR)
+        return dcmc_chaos_keystream(key, nonce, (uint8_t *)k, bytes);
+    if (b == DCMC_BASELINE_AES256_CTR)
+        return dcmci_stream_xor(EVP_aes_256_ctr(), key->bytes, nonce, (uint8_t *)k, bytes);
+    return DCMC_ERR_ARG;
+}
+
 dcmc_status dcmc_baseline_encrypt(dcmc_baseline b, const dcmc_key *key,
                                   const uint8_t nonce[DCMC_NONCE_BYTES], const dcmc_layout *layout,
                                   uint8_t *frame, size_t bytes)
@@ -50,36 +64,23 @@ dcmc_status dcmc_baseline_encrypt(dcmc_baseline b, const dcmc_key *key,
     if (bytes != fb)
         return bytes < fb ? DCMC_ERR_TRUNCATED : DCMC_ERR_ARG;
     const size_t n = (size_t)layout->rows * layout->cols, len = n * layout->samples;
+    const size_t words_bytes = len * sizeof(uint32_t); /* len < 2^32 (frame_bytes checked it) */
     const uint32_t mask = layout->bits_stored >= 32 ? 0xFFFFFFFFu
                                                     : ((uint32_t)1 << layout->bits_stored) - 1;
-    uint32_t *v = malloc(len * sizeof *v), *k = malloc(len * sizeof *k);
+    uint32_t *v = malloc(words_bytes), *k = malloc(words_bytes);
     if (v == NULL || k == NULL) {
         free(v);
         free(k);
         return DCMC_ERR_NOMEM;
     }
-    if (b == DCMC_BASELINE_LOGISTIC_XOR) {
-        st = dcmc_chaos_keystream(key, nonce, (uint8_t *)k, len * sizeof *k);
-    } else if (b == DCMC_BASELINE_AES256_CTR) {
-        EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
-        int outl = 0;
-        memset(k, 0, len * sizeof *k);
-        st = ctx && EVP_EncryptInit_ex(ctx, EVP_aes_256_ctr(), NULL, key->bytes, nonce) == 1 &&
-                     EVP_EncryptUpdate(ctx, (uint8_t *)k, &outl, (uint8_t *)k,
-                                       (int)(len * sizeof *k)) == 1
-                 ? DCMC_OK
-                 : DCMC_ERR_CRYPTO;
-        EVP_CIPHER_CTX_free(ctx);
-    } else {
-        st = DCMC_ERR_ARG;
-    }
+    st = baseline_keystream(b, key, nonce, k, len);
     if (st == DCMC_OK) {
         dcmci_frame_values(layout, n, frame, v);
         for (size_t i = 0; i < len; i++)
             v[i] = (v[i] ^ k[i]) & mask; /* little-endian words on the hosts we support */
         dcmci_frame_words(layout, n, v, frame, fb);
     }
-    dcmc_free(v, len * sizeof *v);
-    dcmc_free(k, len * sizeof *k);
+    dcmc_free(v, words_bytes);
+    dcmc_free(k, words_bytes);
     return st;
 }
