@@ -23,10 +23,11 @@ static int write_dicomdir(batch *b, const char *in, const char *tmp, outcome *o,
 {
     (void)b;
     const dicomdir_arg *a = arg;
-    return dcmc_dicomdir_write(in, tmp, a->root, a->files, a->n, o->reason, sizeof o->reason) ==
-                   DCMC_OK
-               ? 0
-               : -1;
+    const dcmc_status st =
+        dcmc_dicomdir_write(in, tmp, a->root, a->files, a->n, o->reason, sizeof o->reason);
+    if (st != DCMC_OK)
+        cli_status_msg(o->reason, sizeof o->reason, st);
+    return st == DCMC_OK ? 0 : -1;
 }
 
 /* Does output `ref` (below the directory dirfd) exist as a regular file, reached without
@@ -91,7 +92,7 @@ static void rebuild_dicomdir(batch *b, size_t idx)
             /* DCMTK writes the DICOMDIR through a temporary of its own and a rename: ours must
              * have a name (the fallback), reached through /proc/self/fd/DIRFD where possible. */
             dicomdir_arg da = {root_out, (const char *const *)refs, kept};
-            const target to = {dirfd, root_out, batch_base_name(it->rel), it->mode & ~b->umask, 1};
+            const target to = {dirfd, root_out, batch_base_name(it->rel), it->mode & ~b->umask, 1, 0, 0};
             if (batch_produce(b, 0, &to, in, write_dicomdir, &da, &o) == 0) {
                 o.status = S_DICOMDIR;
                 snprintf(o.reason, sizeof o.reason, "rebuilt: %zu references", kept);
@@ -101,6 +102,8 @@ static void rebuild_dicomdir(batch *b, size_t idx)
             }
         }
         dcmc_dicomdir_refs_free(refs, kept);
+    } else {
+        cli_status_msg(o.reason, sizeof o.reason, st);
     }
     close(dirfd);
     batch_record(b, it, K_DICOMDIR, &o, (batch_now() - t0) * 1e3);

@@ -99,12 +99,14 @@ typedef struct outcome {
 typedef int (*fill_fn)(batch *b, const char *in, const char *tmp, outcome *o, void *arg);
 
 /* An output to write: `name` in directory dirfd (dirpath: a path to it for writers), with
- * permission bits `mode`. need_name: the writer renames its own file into place (DICOMDIR). */
+ * permission bits `mode`. need_name: the writer renames its own file into place (DICOMDIR).
+ * check_full: a failure checks whether the file system is full (need: the bytes it needed). */
 typedef struct target {
     int dirfd;
     const char *dirpath, *name;
     unsigned mode;
-    int need_name;
+    int need_name, check_full;
+    uint64_t need;
 } target;
 
 /* ---- batch_walk.c: the file list */
@@ -139,10 +141,11 @@ int batch_open_chain(const batch *b, int base, const char *rel, int create, char
 /* A path writers can use for dirfd, the directory of `rel` below dir-out. */
 int batch_dir_path(const batch *b, int dirfd, const char *rel, char *buf, size_t len);
 /* Write an output through a temporary that fill() fills (worker `slot`'s signal slot holds a
- * named one): 0 with o->out_bytes set, or -1 with o->reason and errno set. */
+ * named one): 0 with o->out_bytes set, or -1 with o->reason set. */
 int batch_produce(batch *b, int slot, const target *to, const char *in, fill_fn fill, void *arg,
                   outcome *o);
-/* After a failed write: stop handing out files when the output file system is full. */
+/* After a failed write (err: its errno, or 0): stop handing out files when the output file
+ * system is full. */
 void batch_note_disk_full(batch *b, int dirfd, int err, uint64_t need, outcome *o);
 int batch_copy_file(const char *in, const char *out, char *msg, size_t msg_len);
 int batch_same_bytes(const char *a, const char *b);

@@ -8,6 +8,16 @@
 #include <stdio.h>
 #include <string.h>
 
+/* Is x a better entry to take over than victim (NULL: none yet)? An empty one, else the least
+ * recently used ready one; a busy one never. */
+static int better_victim(const key_entry *x, const key_entry *victim)
+{
+    if (x->state == KEY_EMPTY)
+        return !victim || victim->state != KEY_EMPTY;
+    return x->state == KEY_READY &&
+           (!victim || (victim->state == KEY_READY && x->used < victim->used));
+}
+
 /* The key for a file made with `kdf` (ignored with a key file), up to max_mib of scrypt.
  *
  * scrypt is the expensive part (128 MiB and a good part of a second), so it runs outside every
@@ -38,10 +48,7 @@ static dcmc_status key_for(batch *b, const dcmc_kdf *kdf, uint64_t max_mib, dcmc
                 e = x;
                 break;
             }
-            if (x->state == KEY_EMPTY && (!victim || victim->state != KEY_EMPTY))
-                victim = x;
-            else if (x->state == KEY_READY && (!victim || (victim->state == KEY_READY &&
-                                                           x->used < victim->used)))
+            if (better_victim(x, victim))
                 victim = x;
         }
         if (e && e->state == KEY_READY) {

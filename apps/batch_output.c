@@ -229,29 +229,37 @@ int batch_same_bytes(const char *a, const char *b)
 
 /* Write an output through a temporary in its directory that fill() fills and that gets its name
  * only when complete (a named one is in the worker's signal slot meanwhile). 0 with o->out_bytes
- * set, or -1 with o->reason set, errno kept for the caller, and nothing left behind. */
+ * set, or -1 with o->reason set (and the disk-full check made, when asked) and nothing left
+ * behind. */
 int batch_produce(batch *b, int slot, const target *to, const char *in, fill_fn fill, void *arg,
                   outcome *o)
 {
     cli_tmp t;
     if (cli_tmp_create(&t, to->dirfd, to->dirpath, to->name, to->need_name) != 0) {
-        snprintf(o->reason, sizeof o->reason, "cannot create the output: %s", strerror(errno));
+        const int err = errno;
+        snprintf(o->reason, sizeof o->reason, "cannot create the output: %s", strerror(err));
+        if (to->check_full)
+            batch_note_disk_full(b, to->dirfd, err, to->need, o);
         return -1;
     }
     slot_set(slot, &t);
     o->reason[0] = '\0';
     int rc = fill(b, in, t.path, o, arg);
-    if (rc != 0)
+    int err = errno; /* a fill that made system calls says why; a library's leaves 0 */
+    if (rc != 0) {
         cli_msg_rename(o->reason, sizeof o->reason, t.path, "the output");
-    else if ((rc = cli_tmp_publish(&t, to->name, to->mode)) != 0)
-        snprintf(o->reason, sizeof o->reason, "cannot write the output: %s", strerror(errno));
-    const int err = errno;
+    } else if ((rc = cli_tmp_publish(&t, to->name, to->mode)) != 0) {
+        err = errno;
+        snprintf(o->reason, sizeof o->reason, "cannot write the output: %s", strerror(err));
+    }
+    /* While the temporary still holds what was written: the free space it left. */
+    if (rc != 0 && to->check_full)
+        batch_note_disk_full(b, to->dirfd, err, to->need, o);
     struct stat st;
     if (rc == 0 && fstat(t.fd, &st) == 0)
         o->out_bytes = (uint64_t)st.st_size;
     cli_tmp_close(&t);
     slot_clear(slot);
-    errno = err;
     return rc;
 }
 

@@ -33,8 +33,7 @@ void batch_record(batch *b, const item *it, int kind, outcome *o, double ms)
 {
     /* The adapter's messages start with the file's full path; the report has it already. */
     char in[PATH_MAX + 2];
-    if (batch_join(in, sizeof in - 2, b->in_root, it->rel) == 0) {
-        strcat(in, ": ");
+    if ((size_t)snprintf(in, sizeof in, "%s/%s: ", b->in_root, it->rel) < sizeof in) {
         const size_t l = strlen(in);
         if (!strncmp(o->reason, in, l))
             memmove(o->reason, o->reason + l, strlen(o->reason + l) + 1);

@@ -102,6 +102,7 @@ static int cmp_names(const void *a, const void *b)
 /* A directory reached at `rel`: walk it unless it was walked already (a loop, or a second link
  * to it) or is dir-out itself (a link to it, or to a directory above it): those are reported,
  * with the reason, and left out. */
+/* NOLINTNEXTLINE(misc-no-recursion): one level per directory; a path of PATH_MAX bounds it */
 static int walk_dir(batch *b, const char *rel, const struct stat *st)
 {
     char note[PATH_MAX + 96];
@@ -122,6 +123,7 @@ static int walk_dir(batch *b, const char *rel, const struct stat *st)
 /* Walk dir-in below `rel` (empty at the top), in name order, following symbolic links to files
  * and to directories (as find -L): a folder of links to series converts them. -1 with errno on
  * failure. */
+/* NOLINTNEXTLINE(misc-no-recursion): one level per directory; a path of PATH_MAX bounds it */
 int batch_walk(batch *b, const char *rel)
 {
     char dir[PATH_MAX];

@@ -99,8 +99,10 @@ static int convert(batch *b, const char *in, const char *tmp, outcome *o, void *
             st = dcmc_dicom_decrypt(in, tmp, &key, opt.threads, &info, msg, len);
         dcmc_wipe(&key, sizeof key);
     }
-    if (st != DCMC_OK && !msg[0])
-        snprintf(msg, len, "%s", dcmc_status_str(st));
+    if (st != DCMC_OK) { /* DCMC_ERR_INTERNAL too: the file fails, the run goes on */
+        cli_status_msg(msg, len, st);
+        errno = 0; /* the library promises nothing about errno: the disk-full check measures */
+    }
     return st == DCMC_OK ? 0 : -1;
 }
 
@@ -175,11 +177,10 @@ static void write_one(batch *b, int slot, const item *it, int action, const char
         snprintf(o->reason, sizeof o->reason, "output exists and verifies");
         o->out_bytes = (uint64_t)st.st_size;
     } else {
-        const target to = {dirfd, dir, name, it->mode & ~b->umask, 0};
+        const target to = {dirfd, dir, name, it->mode & ~b->umask, 0, 1, it->size};
         if (batch_produce(b, slot, &to, in, action == A_COPY ? copy_into : convert, NULL, o) !=
             0) {
             o->status = S_FAILED;
-            batch_note_disk_full(b, dirfd, errno, it->size, o);
         } else {
             o->status = action == A_COPY ? S_COPIED : S_CONVERTED;
             snprintf(o->reason, sizeof o->reason, "%s", why);
@@ -274,7 +275,7 @@ static int start_workers(batch *b, pthread_t *th, worker_arg *wa)
 void batch_work(batch *b, double t0)
 {
     pthread_t th[MAX_JOBS];
-    worker_arg wa[MAX_JOBS];
+    worker_arg wa[MAX_JOBS] = {{b, 0}}; /* [0]: the main thread's, when no thread starts */
     const int started = start_workers(b, th, wa);
     if (started == 0) /* no threads at all: do the work here */
         worker(&wa[0]);
@@ -286,7 +287,7 @@ void batch_work(batch *b, double t0)
         pthread_mutex_unlock(&b->mu);
         if (!busy || started == 0)
             break;
-        struct timespec ts = {0, 200 * 1000 * 1000};
+        struct timespec ts = {0, 200000000L};
         nanosleep(&ts, NULL); /* EINTR (a stop signal) only draws the progress sooner */
         if (b->c->verbosity >= 0 && (b->tty || batch_now() - last >= 10)) {
             batch_progress(b, t0, 0);

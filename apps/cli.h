@@ -1,18 +1,22 @@
 /*
- * cli.h - what dcmencrypt and dcmdecrypt share: options, key sources (key file, passphrase file
- * or environment variable, no-echo prompt), the mapping of statuses to exit codes, and writing
- * through a temporary file published in one step.
+ * cli.h - what dcmencrypt and dcmdecrypt share: the options (cli_options.c), key sources (key
+ * file, passphrase file or environment variable, no-echo prompt: cli_secret.c), the mapping of
+ * statuses to exit codes, writing through a temporary file published in one step (cli_output.c),
+ * and the single-file main flow (cli_main.c).
  */
 #ifndef DCMC_APPS_CLI_H
 #define DCMC_APPS_CLI_H
 
 #include <limits.h>
 #include <signal.h>
+#include <sysexits.h>
 
 #include "dcmcrypt/dcmcrypt.h"
 #include "dcmcrypt/dicom.h"
 
 enum { EXIT_OK = 0, EXIT_USAGE = 1, EXIT_INPUT = 2, EXIT_KEY = 3, EXIT_OUTPUT = 4 };
+/* DCMC_ERR_INTERNAL: a bug in dcmcrypt itself. */
+enum { EXIT_SOFTWARE = EX_SOFTWARE };
 
 typedef struct cli {
     const char *prog;
@@ -50,6 +54,9 @@ int cli_kdf_too_costly(const dcmc_kdf *kdf, uint64_t max_mib, char *msg, size_t 
 void cli_secret_free(cli_secret *s);
 
 int cli_exit_code(dcmc_status st);
+/* A failure's message: msg as the library wrote it, the status's text when it wrote nothing, and
+ * for DCMC_ERR_INTERNAL the request to report it. */
+void cli_status_msg(char *msg, size_t len, dcmc_status st);
 void cli_error(const cli *c, const char *fmt, ...);
 void cli_info(const cli *c, int level, const char *fmt, ...);
 
@@ -96,5 +103,29 @@ int cli_commit_output(const cli *c, const char *tmp);
 void cli_discard_output(const char *tmp);
 /* In an adapter message, the temporary's path `from` becomes `to` (the output's name). */
 void cli_msg_rename(char *msg, size_t len, const char *from, const char *to);
+
+/* ---- the single-file flow of both tools (cli_main.c) */
+/* What one run of a tool learns, for its closing lines. */
+typedef struct cli_run {
+    dcmc_header hdr;        /* dcmdecrypt: the input's header, read first */
+    dcmc_dicom_info info;
+    char msg[DCMC_DICOM_MSG];
+    double ms;              /* the whole conversion */
+} cli_run;
+
+typedef struct cli_tool {
+    const char *name;
+    int encrypt;
+    /* Before the output is made and before any passphrase is asked: -1, or an exit code. NULL:
+     * nothing to check. */
+    int (*check)(const cli *c, cli_run *r);
+    /* Convert c->in into tmp with the secret s (a passphrase: derive the key first). */
+    dcmc_status (*convert)(const cli *c, cli_secret *s, const char *tmp, cli_run *r);
+    /* -v and -d lines after success. */
+    void (*report)(const cli *c, const cli_run *r);
+} cli_tool;
+
+/* main() of dcmencrypt and dcmdecrypt: options, --recurse to batch_run, else one object. */
+int cli_main(const cli_tool *t, int argc, char **argv);
 
 #endif

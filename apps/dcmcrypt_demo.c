@@ -54,144 +54,166 @@ static int write_copy(const char *dir, const char *name, const char *suffix, con
     return 0;
 }
 
-int main(int argc, char **argv)
-{
-    const char *out_dir = NULL, *key_file = NULL;
-    int quiet = 0, nfiles = 0;
+/* The command line. */
+typedef struct args {
+    const char *out_dir, *key_file;
+    int quiet, nfiles;
     dcmc_options opt;
-    dcmc_options_default(&opt);
-    char **files = calloc((size_t)argc, sizeof *files);
-    if (!files)
-        return 2;
+    char **files; /* compacted into argv itself: never ahead of the scan */
+} args;
+
+/* -1 to go on, or the exit code now (--help, --version, a usage error). */
+static int parse_args(int argc, char **argv, args *a)
+{
+    memset(a, 0, sizeof *a);
+    dcmc_options_default(&a->opt);
+    a->files = argv + 1;
     for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        int has_val = i + 1 < argc;
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+        const char *o = argv[i];
+        const int has_val = i + 1 < argc;
+        if (!strcmp(o, "-h") || !strcmp(o, "--help")) {
             fputs(k_usage, stdout);
-            free(files);
             return 0;
-        } else if (!strcmp(a, "--version")) {
+        } else if (!strcmp(o, "--version")) {
             printf("%s\nSIMD path: %s\n", dcmc_build_info(), dcmc_simd_path());
-            free(files);
             return 0;
-        } else if ((!strcmp(a, "-o") || !strcmp(a, "--out-dir")) && has_val) {
-            out_dir = argv[++i];
-        } else if (!strcmp(a, "--key-file") && has_val) {
-            key_file = argv[++i];
-        } else if (!strcmp(a, "--preset") && has_val) {
-            if (dcmc_preset_by_name(argv[++i], &opt.preset) != DCMC_OK) {
+        } else if ((!strcmp(o, "-o") || !strcmp(o, "--out-dir")) && has_val) {
+            a->out_dir = argv[++i];
+        } else if (!strcmp(o, "--key-file") && has_val) {
+            a->key_file = argv[++i];
+        } else if (!strcmp(o, "--preset") && has_val) {
+            if (dcmc_preset_by_name(argv[++i], &a->opt.preset) != DCMC_OK) {
                 fprintf(stderr, "dcmcrypt-demo: unknown preset '%s'\n", argv[i]);
-                free(files);
                 return 1;
             }
-        } else if (!strcmp(a, "--no-standard-layer")) {
-            opt.flags &= ~DCMC_FLAG_STANDARD_LAYER;
-        } else if (!strcmp(a, "--threads") && has_val) {
+        } else if (!strcmp(o, "--no-standard-layer")) {
+            a->opt.flags &= ~DCMC_FLAG_STANDARD_LAYER;
+        } else if (!strcmp(o, "--threads") && has_val) {
             char *end;
-            long t = strtol(argv[++i], &end, 10);
+            const long t = strtol(argv[++i], &end, 10);
             if (*end || t < 1 || t > 1024) {
                 fprintf(stderr, "dcmcrypt-demo: --threads needs a number from 1 to 1024\n");
-                free(files);
                 return 1;
             }
-            opt.threads = (int)t;
-        } else if (!strcmp(a, "-q") || !strcmp(a, "--quiet")) {
-            quiet = 1;
-        } else if (a[0] == '-' && a[1]) {
-            fprintf(stderr, "dcmcrypt-demo: unknown or incomplete option '%s'\n%s", a, k_usage);
-            free(files);
+            a->opt.threads = (int)t;
+        } else if (!strcmp(o, "-q") || !strcmp(o, "--quiet")) {
+            a->quiet = 1;
+        } else if (o[0] == '-' && o[1]) {
+            fprintf(stderr, "dcmcrypt-demo: unknown or incomplete option '%s'\n%s", o, k_usage);
             return 1;
         } else {
-            files[nfiles++] = argv[i];
+            a->files[a->nfiles++] = argv[i];
         }
     }
-    if (nfiles == 0) {
+    if (a->nfiles == 0) {
         fputs(k_usage, stderr);
-        free(files);
         return 1;
     }
-    if (out_dir && mkdir(out_dir, 0755) != 0 && errno != EEXIST) {
-        fprintf(stderr, "dcmcrypt-demo: cannot create %s: %s\n", out_dir, strerror(errno));
-        free(files);
+    return -1;
+}
+
+static double ms_between(const struct timespec *a, const struct timespec *b)
+{
+    return (double)(b->tv_sec - a->tv_sec) * 1e3 + (double)(b->tv_nsec - a->tv_nsec) / 1e6;
+}
+
+/* The entropy of the cipher image px (r's layout). */
+static double cipher_entropy(const dcmc_raster *r, const uint8_t *px)
+{
+    const size_t n = (size_t)r->width * r->height * r->channels;
+    uint32_t *v = malloc(n * sizeof *v);
+    double ent = 0;
+    if (v) {
+        for (size_t i = 0; i < n; i++)
+            v[i] = r->bit_depth == 8 ? px[i] : ((const uint16_t *)(const void *)px)[i];
+        ent = dcmc_metric_entropy(v, n, r->bit_depth);
+        free(v);
+    }
+    return ent;
+}
+
+/* Encrypt a copy of r's pixels, decrypt it, compare, say so. rc: the exit status so far; the
+ * new one (2, 3 or 4 on failure). */
+static int round_trip(const args *a, const dcmc_key *key, const char *file, const dcmc_raster *r,
+                      const dcmc_layout *l, int rc)
+{
+    uint8_t *px = malloc(r->size);
+    if (!px)
+        return 2;
+    memcpy(px, r->data, r->size);
+    dcmc_header h;
+    uint8_t *pl = NULL, *attrs = NULL;
+    size_t pll = 0, al = 0;
+    struct timespec t0, t1, t2;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    dcmc_status st = dcmc_image_encrypt(key, NULL, &a->opt, l, 1, px, r->size, NULL, 0, &h, &pl,
+                                        &pll);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    const double te = ms_between(&t0, &t1);
+    if (st != DCMC_OK) {
+        fprintf(stderr, "dcmcrypt-demo: %s: encrypt: %s\n", file, dcmc_status_str(st));
+        rc = 2;
+    } else {
+        const double ent = cipher_entropy(r, px);
+        if (a->out_dir && !rc)
+            rc = write_copy(a->out_dir, base_name(file), "enc", r, px);
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        st = dcmc_image_decrypt(key, &h, a->opt.threads, px, r->size, pl, pll, &attrs, &al);
+        clock_gettime(CLOCK_MONOTONIC, &t2);
+        const int exact = st == DCMC_OK && memcmp(px, r->data, r->size) == 0;
+        if (a->out_dir && st == DCMC_OK && !rc)
+            rc = write_copy(a->out_dir, base_name(file), "dec", r, px);
+        if (!a->quiet || !exact)
+            printf("%s: %ux%u %u-bit %s, encrypted in %.1f ms, decrypted in %.1f ms, "
+                   "cipher entropy %.4f of %u bits, round trip %s\n",
+                   base_name(file), r->width, r->height, r->bit_depth,
+                   r->channels == 1 ? "gray" : "RGB", te, ms_between(&t1, &t2), ent, r->bit_depth,
+                   exact ? "exact" : (st != DCMC_OK ? dcmc_status_str(st) : "NOT EXACT"));
+        if (!exact)
+            rc = 3;
+    }
+    dcmc_free(pl, pll);
+    dcmc_free(attrs, al);
+    free(px);
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    args a;
+    int rc = parse_args(argc, argv, &a);
+    if (rc >= 0)
+        return rc;
+    if (a.out_dir && mkdir(a.out_dir, 0755) != 0 && errno != EEXIST) {
+        fprintf(stderr, "dcmcrypt-demo: cannot create %s: %s\n", a.out_dir, strerror(errno));
         return 4;
     }
     dcmc_key key;
-    dcmc_status st = key_file ? dcmc_key_read_file(key_file, &key) : dcmc_key_generate(&key);
+    dcmc_status st = a.key_file ? dcmc_key_read_file(a.key_file, &key) : dcmc_key_generate(&key);
     if (st != DCMC_OK) {
         fprintf(stderr, "dcmcrypt-demo: key: %s\n", dcmc_status_str(st));
-        free(files);
         return 2;
     }
-    if (!quiet)
+    if (!a.quiet)
         printf("dcmcrypt %s, preset %s%s, SIMD %s, key %s\n", DCMC_VERSION_STRING,
-               dcmc_preset_name(opt.preset.id),
-               opt.flags & DCMC_FLAG_STANDARD_LAYER ? " + ChaCha20" : " (chaos only)",
-               dcmc_simd_path(), key_file ? key_file : "random");
-    int rc = 0;
-    for (int f = 0; f < nfiles; f++) {
+               dcmc_preset_name(a.opt.preset.id),
+               a.opt.flags & DCMC_FLAG_STANDARD_LAYER ? " + ChaCha20" : " (chaos only)",
+               dcmc_simd_path(), a.key_file ? a.key_file : "random");
+    rc = 0;
+    for (int f = 0; f < a.nfiles; f++) {
         dcmc_raster r;
         dcmc_layout l;
-        st = dcmc_raster_read(files[f], &r);
+        st = dcmc_raster_read(a.files[f], &r);
         if (st == DCMC_OK && (st = dcmc_raster_layout(&r, &l)) != DCMC_OK)
             dcmc_raster_free(&r);
         if (st != DCMC_OK) {
-            fprintf(stderr, "dcmcrypt-demo: %s: %s\n", files[f], dcmc_status_str(st));
+            fprintf(stderr, "dcmcrypt-demo: %s: %s\n", a.files[f], dcmc_status_str(st));
             rc = rc ? rc : 2;
             continue;
         }
-        uint8_t *px = malloc(r.size);
-        if (!px) {
-            dcmc_raster_free(&r);
-            rc = 2;
-            continue;
-        }
-        memcpy(px, r.data, r.size);
-        dcmc_header h;
-        uint8_t *pl = NULL, *attrs = NULL;
-        size_t pll = 0, al = 0;
-        struct timespec t0, t1, t2;
-        clock_gettime(CLOCK_MONOTONIC, &t0);
-        st = dcmc_image_encrypt(&key, NULL, &opt, &l, 1, px, r.size, NULL, 0, &h, &pl, &pll);
-        clock_gettime(CLOCK_MONOTONIC, &t1);
-        const double enc_ms = (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;
-        if (st != DCMC_OK) {
-            fprintf(stderr, "dcmcrypt-demo: %s: encrypt: %s\n", files[f], dcmc_status_str(st));
-            rc = 2;
-        } else {
-            size_t n = (size_t)r.width * r.height * r.channels;
-            uint32_t *v = malloc(n * sizeof *v);
-            double ent = 0;
-            if (v) {
-                for (size_t i = 0; i < n; i++)
-                    v[i] = r.bit_depth == 8 ? px[i] : ((uint16_t *)(void *)px)[i];
-                ent = dcmc_metric_entropy(v, n, r.bit_depth);
-                free(v);
-            }
-            if (out_dir && !rc)
-                rc = write_copy(out_dir, base_name(files[f]), "enc", &r, px);
-            clock_gettime(CLOCK_MONOTONIC, &t1);
-            st = dcmc_image_decrypt(&key, &h, opt.threads, px, r.size, pl, pll, &attrs, &al);
-            clock_gettime(CLOCK_MONOTONIC, &t2);
-            int exact = st == DCMC_OK && memcmp(px, r.data, r.size) == 0;
-            if (out_dir && st == DCMC_OK && !rc)
-                rc = write_copy(out_dir, base_name(files[f]), "dec", &r, px);
-            double te = enc_ms;
-            double td = (double)(t2.tv_sec - t1.tv_sec) * 1e3 + (double)(t2.tv_nsec - t1.tv_nsec) / 1e6;
-            if (!quiet || !exact)
-                printf("%s: %ux%u %u-bit %s, encrypted in %.1f ms, decrypted in %.1f ms, "
-                       "cipher entropy %.4f of %u bits, round trip %s\n",
-                       base_name(files[f]), r.width, r.height, r.bit_depth,
-                       r.channels == 1 ? "gray" : "RGB", te, td, ent, r.bit_depth,
-                       exact ? "exact" : (st != DCMC_OK ? dcmc_status_str(st) : "NOT EXACT"));
-            if (!exact)
-                rc = 3;
-        }
-        dcmc_free(pl, pll);
-        dcmc_free(attrs, al);
-        free(px);
+        rc = round_trip(&a, &key, a.files[f], &r, &l, rc);
         dcmc_raster_free(&r);
     }
     dcmc_wipe(&key, sizeof key);
-    free(files);
     return rc;
 }

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sysexits.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -19,7 +20,7 @@
 #include "dcmcrypt/dicom.h"
 #include "dcmcrypt/io.h"
 #include "dcmcrypt/metrics.h"
-#include "statfig.h"
+#include "stateval.h"
 
 static const char *k_usage =
     "usage: dcmcryptstat [options] file...\n"
@@ -40,14 +41,8 @@ static const char *k_usage =
     "      --key-file F    key (default: a fixed evaluation key, so runs are reproducible)\n"
     "      --keystream N   write N bytes of the logistic keystream alone to stdout and exit\n"
     "  -h, --help          this text;  --version  versions\n"
-    "exit status: 0 done, 1 usage, 2 an input could not be read, 4 report or figure not written\n";
-
-typedef struct scheme {
-    const char *name;
-    int preset;   /* 0: a baseline */
-    int standard; /* ChaCha20 layer */
-    dcmc_baseline baseline;
-} scheme;
+    "exit status: 0 done, 1 usage, 2 an input could not be read, 4 report or figure not written,\n"
+    "70 internal error (a bug in dcmcrypt: please report it)\n";
 
 static const scheme k_schemes[] = {
     {"at-resnet-cm", DCMC_PRESET_AT_RESNET_CM, 1, 0},
@@ -58,18 +53,6 @@ static const scheme k_schemes[] = {
     {"aes-256-ctr", 0, 0, DCMC_BASELINE_AES256_CTR},
 };
 #define NSCHEMES (sizeof k_schemes / sizeof k_schemes[0])
-
-typedef struct image {
-    char name[256];
-    dcmc_layout l; /* one sample plane: samples 1 */
-    size_t bytes;
-    uint8_t *px;
-} image;
-
-typedef struct result {
-    double entropy, chi2, corr[4], corr_s[4], lse, npcr, uaci, npcr_key, uaci_key, psnr, ssim, ms;
-    double corr_abs; /* mean |corr| over the four directions, as papers tabulate it */
-} result;
 
 /* The judged tests, each at alpha = 0.05 (decryption: exact or not). */
 enum { T_CHI2, T_LSE, T_NPCR, T_UACI, T_NPCR_KEY, T_UACI_KEY, T_DEC, NTESTS };
@@ -117,206 +100,6 @@ static int binomial_k_max(size_t n)
     return (int)n;
 }
 
-static double now_ms(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec * 1e3 + (double)t.tv_nsec / 1e6;
-}
-
-/* The first frame's first sample plane as a one-sample image of the same word size. */
-static int load_image(const char *path, image *im, char *msg, size_t mlen)
-{
-    memset(im, 0, sizeof *im);
-    const char *base = strrchr(path, '/');
-    snprintf(im->name, sizeof im->name, "%s", base ? base + 1 : path);
-    dcmc_raster r;
-    dcmc_status st = dcmc_raster_read(path, &r);
-    dcmc_layout full;
-    uint8_t *data = NULL;
-    size_t len = 0;
-    if (st == DCMC_OK) {
-        st = dcmc_raster_layout(&r, &full);
-        if (st != DCMC_OK && r.channels != 1) {
-            /* alpha: keep the first channel */
-            full = (dcmc_layout){r.height, r.width, r.channels, 0, r.bit_depth, r.bit_depth,
-                                 r.bit_depth - 1, 0};
-            st = DCMC_OK;
-        }
-        data = r.data;
-        len = r.size;
-    } else {
-        dcmc_dicom_info info;
-        st = dcmc_dicom_read_pixels(path, &info, &data, &len, msg, mlen);
-        if (st != DCMC_OK)
-            return -1;
-        full = info.layout;
-    }
-    if (st != DCMC_OK || full.bits_allocated < 8) {
-        snprintf(msg, mlen, "%s", st != DCMC_OK ? dcmc_status_str(st) : "1-bit images are not evaluated");
-        free(data);
-        return -1;
-    }
-    im->l = full;
-    im->l.samples = 1;
-    im->l.planar = 0;
-    dcmc_layout_frame_bytes(&im->l, &im->bytes);
-    im->px = malloc(im->bytes);
-    const size_t B = full.bits_allocated / 8, n = (size_t)full.rows * full.cols;
-    for (size_t i = 0; i < n; i++) {
-        size_t src = full.planar ? i : i * full.samples;
-        memcpy(im->px + i * B, data + src * B, B);
-    }
-    free(data);
-    return 0;
-}
-
-static void values(const image *im, const uint8_t *px, uint32_t *v)
-{
-    const size_t n = (size_t)im->l.rows * im->l.cols, B = im->l.bits_allocated / 8;
-    const unsigned low = im->l.high_bit - im->l.bits_stored + 1;
-    const uint64_t mask = ((uint64_t)1 << im->l.bits_stored) - 1;
-    for (size_t i = 0; i < n; i++) {
-        uint64_t w = 0;
-        for (size_t b = 0; b < B; b++)
-            w |= (uint64_t)px[i * B + b] << (8 * b);
-        v[i] = (uint32_t)((w >> low) & mask);
-    }
-}
-
-/* Encrypt a copy of px with a scheme; decrypt into dec if asked. *ms gets the milliseconds of
- * the encryption. A failure of the cipher is returned, never measured as if it were ciphertext. */
-static dcmc_status run_scheme(const scheme *s, const image *im, const dcmc_key *key,
-                              const uint8_t nonce[16], const uint8_t *px, uint8_t *ct,
-                              uint8_t *dec, double *ms)
-{
-    memcpy(ct, px, im->bytes);
-    double t0 = now_ms();
-    dcmc_status st;
-    if (s->preset) {
-        dcmc_options o;
-        dcmc_options_default(&o);
-        st = dcmc_preset_by_id((uint8_t)s->preset, &o.preset);
-        o.flags = s->standard ? DCMC_FLAG_STANDARD_LAYER : 0;
-        o.nonce = nonce;
-        dcmc_header h;
-        uint8_t *pl = NULL, *a = NULL;
-        size_t pll = 0, al = 0;
-        if (st == DCMC_OK)
-            st = dcmc_image_encrypt(key, NULL, &o, &im->l, 1, ct, im->bytes, NULL, 0, &h, &pl, &pll);
-        *ms = now_ms() - t0;
-        if (st == DCMC_OK && dec) {
-            memcpy(dec, ct, im->bytes);
-            st = dcmc_image_decrypt(key, &h, 0, dec, im->bytes, pl, pll, &a, &al);
-        }
-        dcmc_free(pl, pll);
-        dcmc_free(a, al);
-        return st;
-    }
-    st = dcmc_baseline_encrypt(s->baseline, key, nonce, &im->l, ct, im->bytes);
-    *ms = now_ms() - t0;
-    if (st == DCMC_OK && dec) {
-        memcpy(dec, ct, im->bytes);
-        st = dcmc_baseline_encrypt(s->baseline, key, nonce, &im->l, dec, im->bytes);
-    }
-    return st;
-}
-
-/* Evaluate one scheme on one image; with fig_base, also write fig_base.{triplet,hist,scatter}.png
- * (returns the status of the figures). */
-static dcmc_status evaluate(const scheme *s, const image *im, const dcmc_key *key0,
-                            const uint8_t nonce[16], size_t pairs, const char *fig_base, result *r)
-{
-    const size_t w = im->l.cols, h = im->l.rows, n = w * h;
-    const unsigned bits = im->l.bits_stored;
-    uint8_t *ct = malloc(im->bytes), *ct2 = malloc(im->bytes), *dec = malloc(im->bytes);
-    uint8_t *p2 = malloc(im->bytes);
-    uint32_t *v0 = malloc(n * sizeof *v0), *v1 = malloc(n * sizeof *v1);
-    uint32_t *vp = malloc(n * sizeof *vp), *vh = malloc(n * sizeof *vh);
-    dcmc_status fig = DCMC_OK;
-    memset(r, 0, sizeof *r);
-    if (!ct || !ct2 || !dec || !p2 || !v0 || !v1 || !vp || !vh) {
-        r->psnr = NAN;
-        fig = DCMC_ERR_NOMEM;
-        goto out;
-    }
-    double ms2 = 0, ms3 = 0;
-    fig = run_scheme(s, im, key0, nonce, im->px, ct, dec, &r->ms);
-    if (fig != DCMC_OK) {
-        r->psnr = NAN;
-        goto out;
-    }
-    values(im, ct, v0);
-    values(im, im->px, vp);
-    values(im, dec, v1);
-    r->psnr = dcmc_metric_psnr(vp, v1, n, bits);
-    r->ssim = dcmc_metric_ssim(vp, v1, w, h, bits);
-    if (fig_base) {
-        char path[4200];
-        size_t *first = malloc(pairs * sizeof *first), *second = malloc(pairs * sizeof *second);
-        snprintf(path, sizeof path, "%s.triplet.png", fig_base);
-        fig = fig_triplet(path, w, h, vp, v0, v1);
-        snprintf(path, sizeof path, "%s.hist.png", fig_base);
-        if (fig == DCMC_OK)
-            fig = fig_histograms(path, n, bits, vp, v0);
-        snprintf(path, sizeof path, "%s.scatter.png", fig_base);
-        if (fig == DCMC_OK) /* the pairs of the sampled horizontal correlation (seed 11) */
-            fig = !first || !second ? DCMC_ERR_NOMEM
-                  : dcmc_metric_pair_positions(w, h, 0, pairs, 11, first, second) != 0
-                      ? DCMC_ERR_ARG
-                      : fig_scatter(path, n, bits, vp, v0, first, second, pairs);
-        free(first);
-        free(second);
-    }
-    const unsigned hb = bits > 16 ? 16 : bits; /* histograms of at most 2^16 bins */
-    for (size_t i = 0; i < n; i++)
-        vh[i] = v0[i] >> (bits - hb);
-    r->entropy = dcmc_metric_entropy(vh, n, hb);
-    r->chi2 = dcmc_metric_chi2(vh, n, hb);
-    r->lse = dcmc_metric_local_entropy(vh, w, h, hb, 30, 44, 7);
-    for (int d = 0; d < 4; d++) {
-        r->corr[d] = dcmc_metric_correlation(v0, w, h, d);
-        r->corr_s[d] = dcmc_metric_correlation_sampled(v0, w, h, d, pairs, 11 + (uint64_t)d);
-        r->corr_abs += fabs(r->corr[d]) / 4;
-    }
-    /* One pixel, one level (the middle pixel), key and nonce fixed. */
-    memcpy(p2, im->px, im->bytes);
-    const size_t mid = (h / 2) * w + w / 2, B = im->l.bits_allocated / 8;
-    const unsigned low = im->l.high_bit - im->l.bits_stored + 1;
-    uint64_t word = 0;
-    for (size_t b = 0; b < B; b++)
-        word |= (uint64_t)p2[mid * B + b] << (8 * b);
-    word ^= (uint64_t)1 << low; /* one level up or down */
-    for (size_t b = 0; b < B; b++)
-        p2[mid * B + b] = (uint8_t)(word >> (8 * b));
-    dcmc_status st = run_scheme(s, im, key0, nonce, p2, ct2, NULL, &ms2);
-    r->ms = fmin(r->ms, ms2); /* the fastest of three */
-    values(im, ct2, v1);
-    dcmc_metric_npcr_uaci(v0, v1, n, bits, &r->npcr, &r->uaci);
-    /* One key bit. */
-    dcmc_key k1 = *key0;
-    k1.bytes[13] ^= 0x10;
-    if (st == DCMC_OK)
-        st = run_scheme(s, im, &k1, nonce, im->px, ct2, NULL, &ms3);
-    r->ms = fmin(r->ms, ms3);
-    values(im, ct2, v1);
-    dcmc_metric_npcr_uaci(v0, v1, n, bits, &r->npcr_key, &r->uaci_key);
-    if (st != DCMC_OK) {
-        r->psnr = NAN;
-        fig = st;
-    }
-out:
-    free(ct);
-    free(ct2);
-    free(dec);
-    free(p2);
-    free(v0);
-    free(v1);
-    free(vp);
-    free(vh);
-    return fig;
-}
-
 static int keystream(size_t n)
 {
     dcmc_key key;
@@ -336,73 +119,106 @@ static int keystream(size_t n)
     return fflush(stdout) == 0 || off < n ? 0 : 4;
 }
 
-int main(int argc, char **argv)
+/* DCMC_ERR_INTERNAL: a bug in dcmcrypt itself (EX_SOFTWARE). */
+enum { EXIT_INTERNAL = EX_SOFTWARE };
+
+/* The exit status of two failures: a bug first, then the later one (0: none). */
+static int worse(int rc, int now)
 {
-    const char *out_dir = NULL, *key_file = NULL, *schemes = NULL;
-    int json = 0, nfiles = 0;
-    size_t pairs = 3000, trials = 200, runs = 1;
-    /* Positional arguments are compacted into argv itself: never ahead of the scan. */
-    char **files = argv + 1;
+    return rc == EXIT_INTERNAL || now == 0 ? rc : now;
+}
+
+/* The command line. */
+typedef struct args {
+    const char *out_dir, *key_file, *schemes;
+    int json, nfiles;
+    size_t pairs, trials, runs;
+    const char **files; /* argc entries: free() */
+} args;
+
+/* -1 to go on, or the exit code now (--help, --version, --keystream, a usage error). */
+static int parse_args(int argc, char **argv, args *a)
+{
+    memset(a, 0, sizeof *a);
+    a->pairs = 3000;
+    a->trials = 200;
+    a->runs = 1;
+    if (!(a->files = calloc((size_t)argc, sizeof *a->files))) {
+        fprintf(stderr, "dcmcryptstat: out of memory\n");
+        return 2;
+    }
     for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+        const char *o = argv[i];
+        const int v = i + 1 < argc; /* a value follows */
+        if (!strcmp(o, "-h") || !strcmp(o, "--help")) {
             fputs(k_usage, stdout);
             return 0;
-        } else if (!strcmp(a, "--version")) {
+        } else if (!strcmp(o, "--version")) {
             printf("dcmcryptstat (dcmcrypt %s)\n%s\n%s\n", DCMC_VERSION_STRING, dcmc_build_info(),
                    dcmc_dicom_versions());
             return 0;
-        } else if (!strcmp(a, "--json")) {
-            json = 1;
-        } else if ((!strcmp(a, "-o") || !strcmp(a, "--out-dir")) && v) {
-            out_dir = argv[++i];
-        } else if (!strcmp(a, "--key-file") && v) {
-            key_file = argv[++i];
-        } else if (!strcmp(a, "--schemes") && v) {
-            schemes = argv[++i];
-        } else if (!strcmp(a, "--pairs") && v) {
-            pairs = (size_t)strtoul(argv[++i], NULL, 10);
-        } else if (!strcmp(a, "--runs") && v) {
-            runs = (size_t)strtoul(argv[++i], NULL, 10);
-        } else if (!strcmp(a, "--trials") && v) {
-            trials = (size_t)strtoul(argv[++i], NULL, 10);
-        } else if (!strcmp(a, "--keystream") && v) {
+        } else if (!strcmp(o, "--json")) {
+            a->json = 1;
+        } else if ((!strcmp(o, "-o") || !strcmp(o, "--out-dir")) && v) {
+            a->out_dir = argv[++i];
+        } else if (!strcmp(o, "--key-file") && v) {
+            a->key_file = argv[++i];
+        } else if (!strcmp(o, "--schemes") && v) {
+            a->schemes = argv[++i];
+        } else if (!strcmp(o, "--pairs") && v) {
+            a->pairs = (size_t)strtoul(argv[++i], NULL, 10);
+        } else if (!strcmp(o, "--runs") && v) {
+            a->runs = (size_t)strtoul(argv[++i], NULL, 10);
+        } else if (!strcmp(o, "--trials") && v) {
+            a->trials = (size_t)strtoul(argv[++i], NULL, 10);
+        } else if (!strcmp(o, "--keystream") && v) {
             return keystream((size_t)strtoull(argv[++i], NULL, 10));
-        } else if (a[0] == '-') {
-            fprintf(stderr, "dcmcryptstat: unknown or incomplete option '%s'\n%s", a, k_usage);
+        } else if (o[0] == '-') {
+            fprintf(stderr, "dcmcryptstat: unknown or incomplete option '%s'\n%s", o, k_usage);
             return 1;
         } else {
-            files[nfiles++] = argv[i];
+            a->files[a->nfiles++] = argv[i];
         }
     }
-    if (nfiles == 0 || pairs < 2 || trials < 10 || runs < 1 || runs > 10000) {
+    if (a->nfiles == 0 || a->pairs < 2 || a->trials < 10 || a->runs < 1 || a->runs > 10000) {
         fputs(k_usage, stderr);
         return 1;
     }
-    dcmc_key key;
-    if (key_file) {
-        if (dcmc_key_read_file(key_file, &key) != DCMC_OK) {
-            fprintf(stderr, "dcmcryptstat: cannot read key file %s\n", key_file);
-            return 1;
-        }
-    } else {
-        for (int i = 0; i < 32; i++)
-            key.bytes[i] = (uint8_t)(0xA5 ^ (i * 29));
-    }
-    FILE *rep = stdout;
-    if (out_dir) {
-        char p[4096];
-        if (mkdir(out_dir, 0755) != 0 && errno != EEXIST) {
-            fprintf(stderr, "dcmcryptstat: cannot create %s: %s\n", out_dir, strerror(errno));
-            return 4;
-        }
-        snprintf(p, sizeof p, "%s/%s", out_dir, json ? "results.jsonl" : "report.md");
-        if (!(rep = fopen(p, "w"))) {
-            fprintf(stderr, "dcmcryptstat: cannot write %s: %s\n", p, strerror(errno));
-            return 4;
-        }
-    }
-    int rc = 0;
+    return -1;
+}
+
+/* What random data of an image's size and depth gives: the critical values the tests use, and
+ * the means and standard deviations behind them. */
+typedef struct refs {
+    double npcr_min, uaci_lo, uaci_hi, lse_lo, lse_hi, lse_mean, dof, chi2_crit, ent_ideal;
+    double npcr_mu, npcr_sd, uaci_mu, uaci_sd;
+    int k_max;
+} refs;
+
+static void image_refs(const image *im, const args *a, refs *f)
+{
+    const size_t n = (size_t)im->l.rows * im->l.cols;
+    const unsigned bits = im->l.bits_stored, hb = bits > 16 ? 16 : bits;
+    f->lse_lo = f->lse_hi = f->lse_mean = NAN;
+    dcmc_metric_npcr_uaci_critical(n, bits, 0.05, &f->npcr_min, &f->uaci_lo, &f->uaci_hi);
+    const double bins = (double)((size_t)1 << hb);
+    /* Wilson-Hilferty: 293.25 for 255 degrees of freedom, as the tables give. */
+    f->dof = bins - 1;
+    const double wh = 1 - 2 / (9 * f->dof) + 1.6448536269514722 * sqrt(2 / (9 * f->dof));
+    f->chi2_crit = f->dof * wh * wh * wh;
+    f->k_max = binomial_k_max(a->runs);
+    const double Lv = bits >= 32 ? 4294967295.0 : (double)(((uint64_t)1 << bits) - 1);
+    f->npcr_mu = Lv / (Lv + 1);
+    f->npcr_sd = (f->npcr_mu - f->npcr_min) / 1.6448536269514722;
+    f->uaci_mu = (f->uaci_lo + f->uaci_hi) / 2;
+    f->uaci_sd = (f->uaci_hi - f->uaci_lo) / (2 * 1.959963984540054);
+    f->ent_ideal = dcmc_metric_entropy_expected(n, hb, 5, 1);
+    dcmc_metric_local_entropy_interval(im->l.cols, im->l.rows, hb, 30, 44, a->trials, 0.05, 2,
+                                       &f->lse_lo, &f->lse_hi, &f->lse_mean);
+}
+
+static void md_preamble(FILE *rep, size_t runs)
+{
     char runs_note[512];
     if (runs > 1)
         snprintf(runs_note, sizeof runs_note,
@@ -417,185 +233,279 @@ int main(int argc, char **argv)
                  "One run per image and scheme (key and nonce fixed): each cell is the "
                  "literature's single test. `--runs N` repeats with N nonces and judges the "
                  "failure rate instead.");
-    if (!json)
-        fprintf(rep, "# dcmcryptstat report\n\n%s\n\nKey space in force: 256-bit master key "
-                     "(HKDF subkeys); the logistic generator alone is seeded with 64 + 57 = 121 "
-                     "key bits. Ideal and critical values are for uniformly random images of the "
-                     "same size and depth (alpha = 0.05): a perfect cipher fails each such test "
-                     "in 1 run of 20, so judge a scheme over several images, not one cell.\n\n%s\n",
-                dcmc_build_info(), runs_note);
-    for (int f = 0; f < nfiles; f++) {
-        image im;
-        char msg[DCMC_DICOM_MSG] = "";
-        if (load_image(files[f], &im, msg, sizeof msg) != 0) {
-            fprintf(stderr, "dcmcryptstat: %s: %s\n", files[f], msg);
-            rc = 2;
-            continue;
+    fprintf(rep, "# dcmcryptstat report\n\n%s\n\nKey space in force: 256-bit master key "
+                 "(HKDF subkeys); the logistic generator alone is seeded with 64 + 57 = 121 "
+                 "key bits. Ideal and critical values are for uniformly random images of the "
+                 "same size and depth (alpha = 0.05): a perfect cipher fails each such test "
+                 "in 1 run of 20, so judge a scheme over several images, not one cell.\n\n%s\n",
+            dcmc_build_info(), runs_note);
+}
+
+static void md_image_header(FILE *rep, const image *im, const refs *f, const args *a)
+{
+    const size_t n = (size_t)im->l.rows * im->l.cols, pairs = a->pairs;
+    fprintf(rep,
+            "\n## %s (%ux%u, %u bits)\n\nReferences: entropy %.5f (random data), "
+            "chi-square < %.2f, local entropy (30 blocks of 44x44) in [%.6f, %.6f] "
+            "(mean %.6f, %zu random images), NPCR >= %.4f %%, UACI in [%.4f, %.4f] %%, "
+            "|correlation| ~ %.4f over all pairs, ~ %.4f over %zu pairs. Time: the fastest of the "
+            "three encryptions, in ms.\n\n"
+            "| scheme | entropy | chi2 | corr h / v / d / a (all pairs) | corr h (%zu pairs) | LSE | "
+            "NPCR %% | UACI %% | NPCR key %% | UACI key %% | PSNR | SSIM | ms | pass |\n"
+            "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n",
+            im->name, im->l.cols, im->l.rows, im->l.bits_stored, f->ent_ideal, f->chi2_crit,
+            f->lse_lo, f->lse_hi, f->lse_mean, a->trials, 100 * f->npcr_min, 100 * f->uaci_lo,
+            100 * f->uaci_hi, 0.7978845608028654 / sqrt((double)n),
+            0.7978845608028654 / sqrt((double)pairs), pairs, pairs);
+}
+
+static void md_figures(FILE *rep, const image *im, size_t pairs, const char *figs)
+{
+    const unsigned bits = im->l.bits_stored;
+    fprintf(rep,
+            "\nFigures (paper's Figures 11-13). Triplets: original, encrypted, decrypted; "
+            "the original and the decryption share the original's min-max window. "
+            "Histograms: plain left, cipher right, 256 bins over the %u-bit range, each "
+            "panel scaled to its highest bin; the dotted line is the count of a uniform "
+            "histogram. Scatter: the %zu sampled horizontal pairs, pixel value on x, its "
+            "right neighbour on y; plain left, cipher right. Plain panels span the "
+            "original's own range, cipher panels 0 to %u.\n\n"
+            "| scheme | triplet | histograms | horizontal scatter |\n"
+            "| --- | --- | --- | --- |\n%s",
+            bits, pairs, (1u << (bits > 31 ? 31 : bits)) - 1, figs);
+}
+
+/* Is `name` in the comma-separated list (NULL: all)? Exact names only: "resnet-cm" must not
+ * pick "at-resnet-cm". */
+static int scheme_selected(const char *list, const char *name)
+{
+    if (!list)
+        return 1;
+    const size_t ln = strlen(name);
+    for (const char *p = list; (p = strstr(p, name)) != NULL; p += ln)
+        if ((p == list || p[-1] == ',') && (p[ln] == '\0' || p[ln] == ','))
+            return 1;
+    return 0;
+}
+
+/* One scheme on one image over the runs. */
+typedef struct verdict {
+    result m; /* means over the runs */
+    int fails[NTESTS], ok[NTESTS], all;
+} verdict;
+
+/* One run: at most k_max failures of each 5 % test (binomial, P < 0.1 %). Several: also the
+ * means of the differential and histogram measures within 3.29 standard errors of the
+ * random-data value (two-sided 0.1 %). */
+static void judge(const refs *f, size_t runs, verdict *v)
+{
+    const double se = 3.2905267314919255 / sqrt((double)runs);
+    const result *m = &v->m;
+    for (int t = 0; t < NTESTS; t++)
+        v->ok[t] = t == T_DEC ? v->fails[t] == 0 : v->fails[t] <= f->k_max;
+    if (runs > 1) {
+        v->ok[T_CHI2] &= fabs(m->chi2 - f->dof) <= se * sqrt(2 * f->dof);
+        v->ok[T_NPCR] &= fabs(m->npcr - f->npcr_mu) <= se * f->npcr_sd;
+        v->ok[T_NPCR_KEY] &= fabs(m->npcr_key - f->npcr_mu) <= se * f->npcr_sd;
+        v->ok[T_UACI] &= fabs(m->uaci - f->uaci_mu) <= se * f->uaci_sd;
+        v->ok[T_UACI_KEY] &= fabs(m->uaci_key - f->uaci_mu) <= se * f->uaci_sd;
+    }
+    v->all = 1;
+    for (int t = 0; t < NTESTS; t++)
+        v->all &= v->ok[t];
+}
+
+static void count_fails(const refs *f, const result *r, int *fails)
+{
+    fails[T_CHI2] += !(r->chi2 < f->chi2_crit);
+    fails[T_LSE] += !isnan(f->lse_lo) && !(r->lse >= f->lse_lo && r->lse <= f->lse_hi);
+    fails[T_NPCR] += !(r->npcr >= f->npcr_min);
+    fails[T_UACI] += !(r->uaci >= f->uaci_lo && r->uaci <= f->uaci_hi);
+    fails[T_NPCR_KEY] += !(r->npcr_key >= f->npcr_min);
+    fails[T_UACI_KEY] += !(r->uaci_key >= f->uaci_lo && r->uaci_key <= f->uaci_hi);
+    fails[T_DEC] += !isinf(r->psnr);
+}
+
+/* Evaluate scheme sc on im a->runs times (figures in base.* from the first run, when base is
+ * not NULL). 0, or the exit status of a failed run or figure; *figs_ok: the figures were
+ * written. */
+static int evaluate_runs(const args *a, const scheme *sc, const image *im, const dcmc_key *key,
+                         const refs *f, const char *base, verdict *v, int *figs_ok)
+{
+    int rc = 0;
+    memset(v, 0, sizeof *v);
+    *figs_ok = 0;
+    for (size_t run = 0; run < a->runs; run++) {
+        result r;
+        uint8_t nonce[16] = {0x64, 0x63, 0x6d, 0x63, 0x72, 0x79, 0x70, 0x74,
+                             0x73, 0x74, 0x61, 0x74, 0, 0, 0, 1};
+        for (int b = 0; b < 4; b++) /* run r: a fresh nonce, as every file gets */
+            nonce[11 - b] ^= (uint8_t)(run >> (8 * b));
+        const char *fb = base && run == 0 ? base : NULL;
+        const dcmc_status fst = stat_evaluate(sc, im, key, nonce, a->pairs, fb, &r);
+        if (fst != DCMC_OK) {
+            fprintf(stderr, "dcmcryptstat: %s: %s\n", fb ? base : im->name, dcmc_status_str(fst));
+            rc = worse(rc, fst == DCMC_ERR_INTERNAL ? EXIT_INTERNAL : 4);
+        } else if (fb) {
+            *figs_ok = 1;
         }
-        const size_t n = (size_t)im.l.rows * im.l.cols;
-        const unsigned bits = im.l.bits_stored, hb = bits > 16 ? 16 : bits;
-        double npcr_min, uaci_lo, uaci_hi, lse_lo = NAN, lse_hi = NAN, lse_mean = NAN;
-        dcmc_metric_npcr_uaci_critical(n, bits, 0.05, &npcr_min, &uaci_lo, &uaci_hi);
-        const double bins = (double)((size_t)1 << hb);
-        /* Wilson-Hilferty: 293.25 for 255 degrees of freedom, as the tables give. */
-        const double dof = bins - 1, wh = 1 - 2 / (9 * dof) + 1.6448536269514722 * sqrt(2 / (9 * dof));
-        const double chi2_crit = dof * wh * wh * wh;
-        const int k_max = binomial_k_max(runs);
-        /* Random-data means and standard deviations behind the critical values. */
-        const double Lv = bits >= 32 ? 4294967295.0 : (double)(((uint64_t)1 << bits) - 1);
-        const double npcr_mu = Lv / (Lv + 1), npcr_sd = (npcr_mu - npcr_min) / 1.6448536269514722;
-        const double uaci_mu = (uaci_lo + uaci_hi) / 2,
-                     uaci_sd = (uaci_hi - uaci_lo) / (2 * 1.959963984540054);
-        const double ent_ideal = dcmc_metric_entropy_expected(n, hb, 5, 1);
-        dcmc_metric_local_entropy_interval(im.l.cols, im.l.rows, hb, 30, 44, trials, 0.05, 2,
-                                           &lse_lo, &lse_hi, &lse_mean);
-        if (!json)
-            fprintf(rep,
-                    "\n## %s (%ux%u, %u bits)\n\nReferences: entropy %.5f (random data), "
-                    "chi-square < %.2f, local entropy (30 blocks of 44x44) in [%.6f, %.6f] "
-                    "(mean %.6f, %zu random images), NPCR >= %.4f %%, UACI in [%.4f, %.4f] %%, "
-                    "|correlation| ~ %.4f over all pairs, ~ %.4f over %zu pairs. Time: the fastest of the "
-                    "three encryptions, in ms.\n\n"
-                    "| scheme | entropy | chi2 | corr h / v / d / a (all pairs) | corr h (%zu pairs) | LSE | "
-                    "NPCR %% | UACI %% | NPCR key %% | UACI key %% | PSNR | SSIM | ms | pass |\n"
-                    "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n",
-                    im.name, im.l.cols, im.l.rows, bits, ent_ideal, chi2_crit, lse_lo, lse_hi,
-                    lse_mean, trials, 100 * npcr_min, 100 * uaci_lo, 100 * uaci_hi,
-                    0.7978845608028654 / sqrt((double)n), 0.7978845608028654 / sqrt((double)pairs),
-                    pairs, pairs);
-        char figs[16384] = "";
-        int nfig = 0;
-        for (size_t s = 0; s < NSCHEMES; s++) {
-            if (schemes) { /* exact names only: "resnet-cm" must not pick "at-resnet-cm" */
-                const char *p = schemes;
-                int found = 0;
-                size_t ln = strlen(k_schemes[s].name);
-                while ((p = strstr(p, k_schemes[s].name)) != NULL) {
-                    if ((p == schemes || p[-1] == ',') && (p[ln] == '\0' || p[ln] == ','))
-                        found = 1;
-                    p += ln;
-                }
-                if (!found)
-                    continue;
-            }
-            char base[4096], stem[300];
-            /* File names: the image's name without extension, then the scheme. */
-            snprintf(stem, sizeof stem, "%s", im.name);
-            char *dot = strrchr(stem, '.');
-            if (dot && dot != stem)
-                *dot = '\0';
-            snprintf(base, sizeof base, "%s/%s.%s", out_dir ? out_dir : ".", stem,
-                     k_schemes[s].name);
-            result m = {0}; /* means over the runs */
-            int fails[NTESTS] = {0};
-            for (size_t run = 0; run < runs; run++) {
-                result r;
-                uint8_t nonce[16] = {0x64, 0x63, 0x6d, 0x63, 0x72, 0x79, 0x70, 0x74,
-                                     0x73, 0x74, 0x61, 0x74, 0, 0, 0, 1};
-                for (int b = 0; b < 4; b++) /* run r: a fresh nonce, as every file gets */
-                    nonce[11 - b] ^= (uint8_t)(run >> (8 * b));
-                const char *fb = out_dir && run == 0 ? base : NULL;
-                dcmc_status fst = evaluate(&k_schemes[s], &im, &key, nonce, pairs, fb, &r);
-                if (fst != DCMC_OK) {
-                    fprintf(stderr, "dcmcryptstat: %s: %s\n", fb ? base : im.name,
-                            dcmc_status_str(fst));
-                    rc = 4;
-                } else if (fb) {
-                    nfig += snprintf(figs + nfig, sizeof figs - (size_t)nfig,
+        count_fails(f, &r, v->fails);
+        result_add(&v->m, &r, 1.0 / (double)a->runs, run == 0);
+    }
+    judge(f, a->runs, v);
+    return rc;
+}
+
+static void json_row(FILE *rep, const image *im, const scheme *sc, const args *a, const refs *f,
+                     const verdict *v)
+{
+    const result *m = &v->m;
+    fprintf(rep,
+            "{\"file\":\"%s\",\"scheme\":\"%s\",\"rows\":%u,\"cols\":%u,\"bits\":%u,"
+            "\"runs\":%zu,\"entropy\":%.6f,\"entropy_ideal\":%.6f,\"chi2\":%.3f,"
+            "\"chi2_crit\":%.3f,"
+            "\"corr_h\":%.6f,\"corr_v\":%.6f,\"corr_d\":%.6f,\"corr_a\":%.6f,"
+            "\"corr_h_sampled\":%.6f,\"corr_v_sampled\":%.6f,\"corr_d_sampled\":%.6f,"
+            "\"corr_a_sampled\":%.6f,\"pairs\":%zu,\"lse\":%.6f,\"lse_lo\":%.6f,"
+            "\"lse_hi\":%.6f,\"npcr\":%.6f,\"uaci\":%.6f,\"npcr_key\":%.6f,"
+            "\"uaci_key\":%.6f,\"npcr_crit\":%.6f,\"uaci_lo\":%.6f,\"uaci_hi\":%.6f,"
+            "\"corr_abs\":%.6f,\"psnr\":%s,\"ssim\":%.6f,\"ms\":%.3f,",
+            im->name, sc->name, im->l.rows, im->l.cols, im->l.bits_stored, a->runs, m->entropy,
+            f->ent_ideal, m->chi2, f->chi2_crit, m->corr[0], m->corr[1], m->corr[2], m->corr[3],
+            m->corr_s[0], m->corr_s[1], m->corr_s[2], m->corr_s[3], a->pairs, m->lse, f->lse_lo,
+            f->lse_hi, 100 * m->npcr, 100 * m->uaci, 100 * m->npcr_key, 100 * m->uaci_key,
+            100 * f->npcr_min, 100 * f->uaci_lo, 100 * f->uaci_hi, m->corr_abs,
+            v->fails[T_DEC] == 0 ? "\"inf\"" : "null", m->ssim, m->ms);
+    fputs("\"fails\":{", rep);
+    for (int t = 0; t < NTESTS; t++)
+        fprintf(rep, "%s\"%s\":%d", t ? "," : "", k_test_names[t], v->fails[t]);
+    fputs("},\"pass\":{", rep);
+    for (int t = 0; t < NTESTS; t++)
+        fprintf(rep, "%s\"%s\":%s", t ? "," : "", k_test_names[t], v->ok[t] ? "true" : "false");
+    fprintf(rep, "},\"pass_all\":%s}\n", v->all ? "true" : "false");
+}
+
+static void md_row(FILE *rep, const scheme *sc, size_t runs, const refs *f, const verdict *v)
+{
+    const result *m = &v->m;
+    char c[NTESTS][48];
+    for (int t = 0; t < NTESTS; t++) {
+        if (runs > 1)
+            snprintf(c[t], sizeof c[t], "(%d/%zu) %s", v->fails[t], runs, v->ok[t] ? "ok" : "FAIL");
+        else
+            snprintf(c[t], sizeof c[t], "%s", v->ok[t] ? "ok" : "FAIL");
+    }
+    fprintf(rep,
+            "| %s | %.5f | %.1f %s | %.4f / %.4f / %.4f / %.4f | %.4f | %.6f %s | "
+            "%.4f %s | %.4f %s | %.4f %s | %.4f %s | %s | %.4f | %.1f | %s |\n",
+            sc->name, m->entropy, m->chi2, c[T_CHI2], m->corr[0], m->corr[1], m->corr[2],
+            m->corr[3], m->corr_s[0], m->lse, isnan(f->lse_lo) ? "n/a (image too small)" : c[T_LSE],
+            100 * m->npcr, c[T_NPCR], 100 * m->uaci, c[T_UACI], 100 * m->npcr_key, c[T_NPCR_KEY],
+            100 * m->uaci_key, c[T_UACI_KEY], v->fails[T_DEC] == 0 ? "inf" : "FINITE", m->ssim,
+            m->ms, v->all ? "all" : "no");
+}
+
+/* Every selected scheme on one loaded image: its table (or JSON lines) and figures. 0, or the
+ * exit status of a failure. */
+static int report_image(FILE *rep, const args *a, const dcmc_key *key, const image *im)
+{
+    refs f;
+    image_refs(im, a, &f);
+    if (!a->json)
+        md_image_header(rep, im, &f, a);
+    char figs[16384] = "", stem[300], base[4096];
+    size_t nfig = 0;
+    int rc = 0;
+    /* File names: the image's name without extension, then the scheme. */
+    snprintf(stem, sizeof stem, "%s", im->name);
+    char *dot = strrchr(stem, '.');
+    if (dot && dot != stem)
+        *dot = '\0';
+    for (size_t s = 0; s < NSCHEMES; s++) {
+        const scheme *sc = &k_schemes[s];
+        if (!scheme_selected(a->schemes, sc->name))
+            continue;
+        snprintf(base, sizeof base, "%s/%s.%s", a->out_dir ? a->out_dir : ".", stem, sc->name);
+        verdict v;
+        int figs_ok;
+        rc = worse(rc, evaluate_runs(a, sc, im, key, &f, a->out_dir ? base : NULL, &v, &figs_ok));
+        if (figs_ok && nfig < sizeof figs)
+            nfig += (size_t)snprintf(figs + nfig, sizeof figs - nfig,
                                      "| %s | ![original, encrypted, decrypted](%s.%s.triplet.png) | "
                                      "![histograms](%s.%s.hist.png) | ![scatter](%s.%s.scatter.png) |\n",
-                                     k_schemes[s].name, stem, k_schemes[s].name, stem,
-                                     k_schemes[s].name, stem, k_schemes[s].name);
-                    if (nfig >= (int)sizeof figs)
-                        nfig = (int)sizeof figs - 1;
-                }
-                fails[T_CHI2] += !(r.chi2 < chi2_crit);
-                fails[T_LSE] += !isnan(lse_lo) && !(r.lse >= lse_lo && r.lse <= lse_hi);
-                fails[T_NPCR] += !(r.npcr >= npcr_min);
-                fails[T_UACI] += !(r.uaci >= uaci_lo && r.uaci <= uaci_hi);
-                fails[T_NPCR_KEY] += !(r.npcr_key >= npcr_min);
-                fails[T_UACI_KEY] += !(r.uaci_key >= uaci_lo && r.uaci_key <= uaci_hi);
-                fails[T_DEC] += !isinf(r.psnr);
-                result_add(&m, &r, 1.0 / (double)runs, run == 0);
-            }
-            /* One run: the literature's single test. Several: at most k_max failures of each
-             * 5 % test (binomial, P < 0.1 %), and the means of the differential and histogram
-             * measures within 3.29 standard errors of the random-data value (two-sided 0.1 %). */
-            const double se = 3.2905267314919255 / sqrt((double)runs);
-            int ok[NTESTS];
-            for (int t = 0; t < NTESTS; t++)
-                ok[t] = t == T_DEC ? fails[t] == 0 : fails[t] <= k_max;
-            if (runs > 1) {
-                ok[T_CHI2] &= fabs(m.chi2 - dof) <= se * sqrt(2 * dof);
-                ok[T_NPCR] &= fabs(m.npcr - npcr_mu) <= se * npcr_sd;
-                ok[T_NPCR_KEY] &= fabs(m.npcr_key - npcr_mu) <= se * npcr_sd;
-                ok[T_UACI] &= fabs(m.uaci - uaci_mu) <= se * uaci_sd;
-                ok[T_UACI_KEY] &= fabs(m.uaci_key - uaci_mu) <= se * uaci_sd;
-            }
-            int all = 1;
-            for (int t = 0; t < NTESTS; t++)
-                all &= ok[t];
-            if (json) {
-                fprintf(rep,
-                        "{\"file\":\"%s\",\"scheme\":\"%s\",\"rows\":%u,\"cols\":%u,\"bits\":%u,"
-                        "\"runs\":%zu,\"entropy\":%.6f,\"entropy_ideal\":%.6f,\"chi2\":%.3f,"
-                        "\"chi2_crit\":%.3f,"
-                        "\"corr_h\":%.6f,\"corr_v\":%.6f,\"corr_d\":%.6f,\"corr_a\":%.6f,"
-                        "\"corr_h_sampled\":%.6f,\"corr_v_sampled\":%.6f,\"corr_d_sampled\":%.6f,"
-                        "\"corr_a_sampled\":%.6f,\"pairs\":%zu,\"lse\":%.6f,\"lse_lo\":%.6f,"
-                        "\"lse_hi\":%.6f,\"npcr\":%.6f,\"uaci\":%.6f,\"npcr_key\":%.6f,"
-                        "\"uaci_key\":%.6f,\"npcr_crit\":%.6f,\"uaci_lo\":%.6f,\"uaci_hi\":%.6f,"
-                        "\"corr_abs\":%.6f,\"psnr\":%s,\"ssim\":%.6f,\"ms\":%.3f,",
-                        im.name, k_schemes[s].name, im.l.rows, im.l.cols, bits, runs, m.entropy,
-                        ent_ideal, m.chi2, chi2_crit, m.corr[0], m.corr[1], m.corr[2], m.corr[3],
-                        m.corr_s[0], m.corr_s[1], m.corr_s[2], m.corr_s[3], pairs, m.lse, lse_lo,
-                        lse_hi, 100 * m.npcr, 100 * m.uaci, 100 * m.npcr_key, 100 * m.uaci_key,
-                        100 * npcr_min, 100 * uaci_lo, 100 * uaci_hi, m.corr_abs,
-                        fails[T_DEC] == 0 ? "\"inf\"" : "null", m.ssim, m.ms);
-                fputs("\"fails\":{", rep);
-                for (int t = 0; t < NTESTS; t++)
-                    fprintf(rep, "%s\"%s\":%d", t ? "," : "", k_test_names[t], fails[t]);
-                fputs("},\"pass\":{", rep);
-                for (int t = 0; t < NTESTS; t++)
-                    fprintf(rep, "%s\"%s\":%s", t ? "," : "", k_test_names[t], ok[t] ? "true" : "false");
-                fprintf(rep, "},\"pass_all\":%s}\n", all ? "true" : "false");
-            } else {
-                char c[NTESTS][48];
-                for (int t = 0; t < NTESTS; t++) {
-                    if (runs > 1)
-                        snprintf(c[t], sizeof c[t], "(%d/%zu) %s", fails[t], runs, ok[t] ? "ok" : "FAIL");
-                    else
-                        snprintf(c[t], sizeof c[t], "%s", ok[t] ? "ok" : "FAIL");
-                }
-                fprintf(rep,
-                        "| %s | %.5f | %.1f %s | %.4f / %.4f / %.4f / %.4f | %.4f | %.6f %s | "
-                        "%.4f %s | %.4f %s | %.4f %s | %.4f %s | %s | %.4f | %.1f | %s |\n",
-                        k_schemes[s].name, m.entropy, m.chi2, c[T_CHI2], m.corr[0], m.corr[1],
-                        m.corr[2], m.corr[3], m.corr_s[0], m.lse,
-                        isnan(lse_lo) ? "n/a (image too small)" : c[T_LSE], 100 * m.npcr,
-                        c[T_NPCR], 100 * m.uaci, c[T_UACI], 100 * m.npcr_key, c[T_NPCR_KEY],
-                        100 * m.uaci_key, c[T_UACI_KEY], fails[T_DEC] == 0 ? "inf" : "FINITE",
-                        m.ssim, m.ms, all ? "all" : "no");
-            }
-            fflush(rep);
+                                     sc->name, stem, sc->name, stem, sc->name, stem, sc->name);
+        if (a->json)
+            json_row(rep, im, sc, a, &f, &v);
+        else
+            md_row(rep, sc, a->runs, &f, &v);
+        fflush(rep);
+    }
+    if (!a->json && nfig > 0)
+        md_figures(rep, im, a->pairs, figs);
+    return rc;
+}
+
+/* The report's stream: stdout, or DIR/report.md (results.jsonl) with --out-dir. NULL after
+ * saying why. */
+static FILE *open_report(const args *a)
+{
+    if (!a->out_dir)
+        return stdout;
+    char p[4096];
+    if (mkdir(a->out_dir, 0755) != 0 && errno != EEXIST) {
+        fprintf(stderr, "dcmcryptstat: cannot create %s: %s\n", a->out_dir, strerror(errno));
+        return NULL;
+    }
+    snprintf(p, sizeof p, "%s/%s", a->out_dir, a->json ? "results.jsonl" : "report.md");
+    FILE *rep = fopen(p, "w");
+    if (!rep)
+        fprintf(stderr, "dcmcryptstat: cannot write %s: %s\n", p, strerror(errno));
+    return rep;
+}
+
+/* The report on every file: the exit status. */
+static int run(const args *a)
+{
+    dcmc_key key;
+    if (a->key_file) {
+        if (dcmc_key_read_file(a->key_file, &key) != DCMC_OK) {
+            fprintf(stderr, "dcmcryptstat: cannot read key file %s\n", a->key_file);
+            return 1;
         }
-        if (!json && nfig > 0)
-            fprintf(rep,
-                    "\nFigures (paper's Figures 11-13). Triplets: original, encrypted, decrypted; "
-                    "the original and the decryption share the original's min-max window. "
-                    "Histograms: plain left, cipher right, 256 bins over the %u-bit range, each "
-                    "panel scaled to its highest bin; the dotted line is the count of a uniform "
-                    "histogram. Scatter: the %zu sampled horizontal pairs, pixel value on x, its "
-                    "right neighbour on y; plain left, cipher right. Plain panels span the "
-                    "original's own range, cipher panels 0 to %u.\n\n"
-                    "| scheme | triplet | histograms | horizontal scatter |\n"
-                    "| --- | --- | --- | --- |\n%s",
-                    bits, pairs, (1u << (bits > 31 ? 31 : bits)) - 1, figs);
+    } else {
+        for (int i = 0; i < 32; i++)
+            key.bytes[i] = (uint8_t)(0xA5 ^ (i * 29));
+    }
+    FILE *rep = open_report(a);
+    if (!rep)
+        return 4;
+    if (!a->json)
+        md_preamble(rep, a->runs);
+    int rc = 0;
+    for (int f = 0; f < a->nfiles; f++) {
+        image im;
+        char msg[DCMC_DICOM_MSG] = "";
+        if (stat_load_image(a->files[f], &im, msg, sizeof msg) != 0) {
+            fprintf(stderr, "dcmcryptstat: %s: %s\n", a->files[f], msg);
+            rc = worse(rc, 2);
+            continue;
+        }
+        rc = worse(rc, report_image(rep, a, &key, &im));
         free(im.px);
     }
     if (rep != stdout && fclose(rep) != 0) {
         fprintf(stderr, "dcmcryptstat: cannot write the report: %s\n", strerror(errno));
-        return 4;
+        return worse(rc, 4);
     }
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    args a;
+    int rc = parse_args(argc, argv, &a);
+    if (rc < 0)
+        rc = run(&a);
+    free(a.files);
     return rc;
 }

@@ -85,7 +85,7 @@ dcmc_status fig_triplet(const char *path, size_t w, size_t h, const uint32_t *pl
                         const uint32_t *cipher, const uint32_t *dec)
 {
     canvas c;
-    dcmc_status st = canvas_new(&c, 3 * w + 2 * GAP, h);
+    dcmc_status st = canvas_new(&c, 3 * w + 2 * (size_t)GAP, h);
     if (st != DCMC_OK)
         return st;
     uint32_t lo, hi, clo, chi;
@@ -143,24 +143,24 @@ static void panel_hist(canvas *c, size_t x0, size_t n, axis a, int uniform, cons
     if (uniform) {
         size_t u = (size_t)((double)n / HBINS * HPLOT / (double)top + 0.5);
         if (u <= HPLOT)
-            for (size_t x = 0; x < HBINS * BARW; x += 6)
+            for (size_t x = 0; x < (size_t)HBINS * BARW; x += 6)
                 rect(c, x0 + x, y0 + HPLOT - u, 3, 1, GUIDE);
     }
-    axes(c, x0, y0, HBINS * BARW, HPLOT);
+    axes(c, x0, y0, (size_t)HBINS * BARW, HPLOT);
 }
 
 dcmc_status fig_histograms(const char *path, size_t n, unsigned bits, const uint32_t *plain,
                            const uint32_t *cipher)
 {
     canvas c;
-    const size_t pw = HBINS * BARW;
+    const size_t pw = (size_t)HBINS * BARW;
     dcmc_status st = canvas_new(&c, 2 * (MARGIN + pw) + GAP + MARGIN, HPLOT + 2 * MARGIN + 2);
     if (st != DCMC_OK)
         return st;
     axis ap, ac;
     panel_axes(n, bits, plain, &ap, &ac);
     panel_hist(&c, MARGIN, n, ap, 0, plain);
-    panel_hist(&c, 2 * MARGIN + pw + GAP, n, ac, bits >= 8, cipher);
+    panel_hist(&c, 2 * (size_t)MARGIN + pw + GAP, n, ac, bits >= 8, cipher);
     return canvas_save(&c, path);
 }
 

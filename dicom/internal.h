@@ -33,9 +33,9 @@ struct Failure {
 };
 
 /* Refuse with a status and a message (printf format). */
-[[noreturn]] void fail(dcmc_status st, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+[[noreturn, gnu::format(printf, 2, 3)]] void fail(dcmc_status st, const char *fmt, ...);
 /* A broken invariant of our own: DCMC_ERR_INTERNAL, with a message saying it is a bug. */
-[[noreturn]] void bug(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+[[noreturn, gnu::format(printf, 1, 2)]] void bug(const char *fmt, ...);
 
 /* The status and message for the exception being handled (call only inside a catch block):
  * Failure as thrown, std::bad_alloc DCMC_ERR_NOMEM, anything else DCMC_ERR_INTERNAL. Exceptions

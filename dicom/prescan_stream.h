@@ -75,6 +75,7 @@ private:
     int err_ = 0;
     uint64_t hi_raw_ = 0, hi_z_ = 0;
     /* raw mode */
+    /* Zeroed once (192 KB per pre-scan, microseconds) so no byte is ever read uninitialised. */
     uint8_t buf_[kChunk] = {};
     uint64_t buf_off_ = 0;
     size_t buf_len_ = 0;
@@ -83,7 +84,7 @@ private:
     bool z_ready_ = false, z_ended_ = false, z_padded_ = false;
     unsigned restarts_ = 0;
     uint8_t in_[kChunk] = {};
-    uint8_t out_[kChunk];
+    uint8_t out_[kChunk] = {};
     uint64_t out_off_ = 0;
     size_t out_len_ = 0;
 };

@@ -109,7 +109,6 @@ done
 # `// cppcheck-suppress id ; reason` (checked above).
 if ! cppcheck --project="$TMP/compile_commands.json" --enable=warning,portability,performance \
   --inline-suppr --suppressions-list="$ROOT/scripts/cppcheck-suppressions.txt" \
-  --library="$ROOT/scripts/cppcheck.cfg" \
   -j "$JOBS" --quiet --template='{file}:{line}: {message} [cppcheck-{id}]' 2>"$TMP/cppcheck" \
   >"$TMP/cppcheck.out"; then
   cat "$TMP/cppcheck.out" "$TMP/cppcheck" >&2

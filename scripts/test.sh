@@ -1,8 +1,9 @@
 #!/bin/sh
 # The README's second command and CI's: install what is needed, check the known-answer vectors
 # against their independent generator, build optimised and -O0 (gcc, OpenMP) and run the default
-# suite in both, build with clang without OpenMP, check that all three produce the same cipher
-# bytes, run the suite once more under AddressSanitizer + UndefinedBehaviorSanitizer, and fuzz
+# suite in both (every build with -Werror), run clang-tidy and cppcheck (scripts/lint.sh), build
+# with clang without OpenMP, check that all three produce the same cipher bytes, run the suite
+# once more under AddressSanitizer + UndefinedBehaviorSanitizer, and fuzz
 # the parsers of untrusted input deterministically: the regression corpus, then a fixed seed and
 # a fixed number of runs per target (scripts/fuzz.sh; open-ended fuzzing is `ctest -L long`).
 # Long tests: `ctest --test-dir build -L long`.
@@ -21,6 +22,10 @@ jobs=$(nproc)
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DDCMC_WERROR=ON >/dev/null
 cmake --build build -j "$jobs" >/dev/null
 ctest --test-dir build -L default --output-on-failure -j "$jobs"
+
+# Static analysis on the Release tree's compile database: clang-tidy, cppcheck, the size limits
+# (docs/lint.md); zero findings.
+./scripts/lint.sh build
 
 cmake -S . -B build-debug -DCMAKE_BUILD_TYPE=Debug -DCMAKE_C_FLAGS_DEBUG="-O0 -g" -DDCMC_WERROR=ON >/dev/null
 cmake --build build-debug -j "$jobs" >/dev/null

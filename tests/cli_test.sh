@@ -17,6 +17,23 @@ openssl rand -hex 32 >"$t/key" 2>/dev/null || head -c 32 /dev/urandom >"$t/key"
 openssl rand -hex 32 >"$t/key2" 2>/dev/null || head -c 32 /dev/urandom >"$t/key2"
 
 expect 0 "help" "$bin/dcmencrypt" --help
+# --help is made from the option table the parser reads: each tool lists the options it takes
+# (and only those), and the exit status of an internal error.
+for o in --key-file --new-key --passphrase-file --passphrase-env --scrypt-max-mib --max-expansion \
+         --preset --no-standard-layer --threads "-r, --recurse" "-j, --jobs" --report --shard \
+         "-v, --verbose" "-q, --quiet" "-d, --debug" "-h, --help" --version; do
+  grep -q -e "^ *$o" "$t/out" || bad "dcmencrypt --help does not list $o"
+done
+grep -q "70 internal" "$t/out" && ok "dcmencrypt --help lists its options and exit 70" || bad "help: $(cat "$t/out")"
+expect 0 "dcmdecrypt help" "$bin/dcmdecrypt" --help
+grep -q -e "--new-key\|--preset\|--no-standard-layer" "$t/out" && bad "dcmdecrypt --help lists an encryption option" \
+  || ok "dcmdecrypt --help has no encryption-only option"
+expect 1 "dcmdecrypt refuses an encryption option" "$bin/dcmdecrypt" --preset resnet-cm --key-file "$t/key" "$ct" "$t/d.dcm"
+grep -q "unknown option '--preset'" "$t/err" && ok "... as an unknown option" || bad "dcmdecrypt --preset: $(cat "$t/err")"
+expect 1 "a number out of range" "$bin/dcmencrypt" --jobs 0 --recurse "$t" "$t/o"
+grep -q -e "--jobs needs a number from 1 to 256, not '0'" "$t/err" && ok "... says the range" || bad "--jobs 0: $(cat "$t/err")"
+expect 1 "an option without its value" "$bin/dcmencrypt" "$ct" "$t/e.dcm" --key-file
+grep -q -e "option --key-file needs a value" "$t/err" && ok "... says so" || bad "--key-file alone: $(cat "$t/err")"
 expect 0 "version" "$bin/dcmdecrypt" --version
 grep -q "DCMTK" "$t/out" && grep -q "SIMD path" "$t/out" && ok "version names DCMTK and the SIMD path" || bad "version output: $(cat "$t/out")"
 expect 1 "no arguments" "$bin/dcmencrypt"
@@ -182,6 +199,28 @@ cp "$ct" "$t/private.dcm" && chmod 600 "$t/private.dcm"
 chmod 644 "$t/private.enc.dcm"
 (umask 027 && "$bin/dcmdecrypt" --key-file "$t/key" "$t/private.enc.dcm" "$t/private.dec.dcm") 2>/dev/null
 [ "$(stat -c %a "$t/private.dec.dcm" 2>/dev/null)" = 640 ] && ok "0644 input, umask 027: 0640 output" || bad "0644 input, umask 027: $(stat -c %a "$t/private.dec.dcm" 2>&1)"
+
+# Ctrl-C at the passphrase prompt (echo off) ends the run and gives the terminal its echo back.
+r=$(/usr/bin/python3 - "$bin/dcmencrypt" "$ct" "$t/pty.dcm" <<'EOF'
+import os, pty, select, sys, termios, time
+pid, fd = pty.fork()
+if pid == 0:
+    os.execv(sys.argv[1], sys.argv[1:])
+out, end = b"", time.time() + 20
+while b"Passphrase: " not in out and time.time() < end:
+    if select.select([fd], [], [], 0.2)[0]:
+        out += os.read(fd, 1000)
+quiet = not termios.tcgetattr(fd)[3] & termios.ECHO
+os.write(fd, b"\x03")
+_, st = os.waitpid(pid, 0)
+echo = bool(termios.tcgetattr(fd)[3] & termios.ECHO)
+print("prompt" if b"Passphrase: " in out else "no-prompt", "quiet" if quiet else "echoing",
+      "sig%d" % os.WTERMSIG(st) if os.WIFSIGNALED(st) else "exit%d" % os.WEXITSTATUS(st),
+      "echo" if echo else "no-echo")
+EOF
+)
+[ "$r" = "prompt quiet sig2 echo" ] && ok "Ctrl-C at the prompt: stopped, the terminal echoes again" || bad "Ctrl-C at the prompt: $r"
+[ -e "$t/pty.dcm" ] && bad "output written after Ctrl-C at the prompt" || ok "no output after Ctrl-C at the prompt"
 
 echo "$fails failed"
 [ "$fails" -eq 0 ]

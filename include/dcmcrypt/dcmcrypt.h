@@ -42,25 +42,25 @@ extern "C" {
 /* Append-only: values are stable and may appear in logs and reports. */
 typedef enum dcmc_status {
     DCMC_OK = 0,
-    DCMC_ERR_ARG = 1,          /* a NULL pointer or an out-of-range argument */
-    DCMC_ERR_NOMEM = 2,        /* allocation failed */
-    DCMC_ERR_OVERFLOW = 3,     /* a size computation would overflow */
-    DCMC_ERR_LAYOUT = 4,       /* the pixel layout is inconsistent or unsupported */
-    DCMC_ERR_IO = 5,           /* a file could not be read or written */
-    DCMC_ERR_FORMAT = 6,       /* malformed input (image file, header, key file) */
-    DCMC_ERR_UNSUPPORTED = 7,  /* well-formed but not supported (format version, image type) */
-    DCMC_ERR_KEY = 8,          /* malformed key material or empty passphrase */
-    DCMC_ERR_WRONG_KEY = 9,    /* the key check value does not match: wrong key or passphrase */
-    DCMC_ERR_INTEGRITY = 10,   /* the MAC does not match: data tampered or damaged */
-    DCMC_ERR_CRYPTO = 11,      /* the crypto library failed */
-    DCMC_ERR_PRESET = 12,      /* unknown preset name or id */
-    DCMC_ERR_TRUNCATED = 13,   /* input shorter than its description says */
-    DCMC_ERR_WRITE = 14,       /* the output could not be written (full disk, permissions...) */
-    DCMC_ERR_NOT_IMAGE = 15,   /* a valid object without pixel data (SR, presentation state...) */
-    DCMC_ERR_NOT_ENCRYPTED = 16,   /* asked to decrypt an object dcmcrypt did not encrypt */
+    DCMC_ERR_ARG = 1,            /* a NULL pointer or an out-of-range argument */
+    DCMC_ERR_NOMEM = 2,          /* allocation failed */
+    DCMC_ERR_OVERFLOW = 3,       /* a size computation would overflow */
+    DCMC_ERR_LAYOUT = 4,         /* the pixel layout is inconsistent or unsupported */
+    DCMC_ERR_IO = 5,             /* a file could not be read or written */
+    DCMC_ERR_FORMAT = 6,         /* malformed input (image file, header, key file) */
+    DCMC_ERR_UNSUPPORTED = 7,    /* well-formed but not supported (format version, image type) */
+    DCMC_ERR_KEY = 8,            /* malformed key material or empty passphrase */
+    DCMC_ERR_WRONG_KEY = 9,      /* the key check value does not match: wrong key or passphrase */
+    DCMC_ERR_INTEGRITY = 10,     /* the MAC does not match: data tampered or damaged */
+    DCMC_ERR_CRYPTO = 11,        /* the crypto library failed */
+    DCMC_ERR_PRESET = 12,        /* unknown preset name or id */
+    DCMC_ERR_TRUNCATED = 13,     /* input shorter than its description says */
+    DCMC_ERR_WRITE = 14,         /* the output could not be written (full disk, permissions...) */
+    DCMC_ERR_NOT_IMAGE = 15,     /* a valid object without pixel data (SR, presentation state...) */
+    DCMC_ERR_NOT_ENCRYPTED = 16, /* asked to decrypt an object dcmcrypt did not encrypt */
     DCMC_ERR_ALREADY_ENCRYPTED = 17, /* asked to encrypt an object that is already encrypted */
-    DCMC_ERR_KDF_COST = 18,    /* legal scrypt parameters whose cost exceeds the caller's limit */
-    DCMC_ERR_INTERNAL = 19,    /* a bug in dcmcrypt itself (never caused by input): please report */
+    DCMC_ERR_KDF_COST = 18, /* legal scrypt parameters whose cost exceeds the caller's limit */
+    DCMC_ERR_INTERNAL = 19, /* a bug in dcmcrypt itself (never caused by input): please report */
 } dcmc_status;
 
 /* A short English description of a status; never NULL. */
@@ -88,7 +88,8 @@ typedef struct dcmc_layout {
 /* DCMC_OK if the layout is one this library handles; DCMC_ERR_LAYOUT or DCMC_ERR_OVERFLOW if not. */
 DCMC_API DCMC_NONNULL(1) dcmc_status dcmc_layout_check(const dcmc_layout *layout);
 /* Bytes of one frame (bits_allocated 1: rounded up to whole bytes). */
-DCMC_API DCMC_NONNULL(1, 2) dcmc_status dcmc_layout_frame_bytes(const dcmc_layout *layout, size_t *bytes);
+DCMC_API DCMC_NONNULL(1, 2) dcmc_status
+    dcmc_layout_frame_bytes(const dcmc_layout *layout, size_t *bytes);
 
 /* ---- Keys ----------------------------------------------------------------------------------- */
 
@@ -106,9 +107,9 @@ typedef enum dcmc_kdf_id { DCMC_KDF_NONE = 0, DCMC_KDF_SCRYPT = 1 } dcmc_kdf_id;
 
 /* How the master key was obtained; recorded in every encrypted object. */
 typedef struct dcmc_kdf {
-    uint8_t id;                   /* dcmc_kdf_id */
-    uint8_t log2_n;               /* scrypt N = 2^log2_n */
-    uint8_t r, p;                 /* scrypt r and p */
+    uint8_t id;     /* dcmc_kdf_id */
+    uint8_t log2_n; /* scrypt N = 2^log2_n */
+    uint8_t r, p;   /* scrypt r and p */
     uint8_t salt[DCMC_SALT_BYTES];
 } dcmc_kdf;
 
@@ -125,7 +126,8 @@ DCMC_API void dcmc_wipe(void *p, size_t n);
 /* Parse a key: exactly 32 raw bytes, or 64 hex characters optionally followed by whitespace. */
 DCMC_API DCMC_NODISCARD dcmc_status dcmc_key_parse(const uint8_t *data, size_t len, dcmc_key *key);
 /* Read a key file (see dcmc_key_parse). */
-DCMC_API DCMC_NODISCARD DCMC_NONNULL(1, 2) dcmc_status dcmc_key_read_file(const char *path, dcmc_key *key);
+DCMC_API DCMC_NODISCARD DCMC_NONNULL(1, 2) dcmc_status
+    dcmc_key_read_file(const char *path, dcmc_key *key);
 /* Fresh random key from the OS CSPRNG. */
 DCMC_API DCMC_NONNULL(1) dcmc_status dcmc_key_generate(dcmc_key *key);
 /* Write key as 64 hex characters and a newline, file mode 0600, refusing to overwrite. */
@@ -134,10 +136,12 @@ DCMC_API DCMC_NONNULL(1, 2) dcmc_status dcmc_key_write_file(const char *path, co
 DCMC_API DCMC_NONNULL(1) dcmc_status dcmc_kdf_new_scrypt(dcmc_kdf *kdf);
 /* Derive the master key from a passphrase with the recorded KDF (scrypt). Empty passphrase:
  * DCMC_ERR_KEY; a cost above DCMC_SCRYPT_MAX_MIB_DEFAULT: DCMC_ERR_KDF_COST, before any work. */
-DCMC_API DCMC_NODISCARD dcmc_status dcmc_key_from_passphrase(const char *pass, size_t pass_len, const dcmc_kdf *kdf, dcmc_key *key);
+DCMC_API DCMC_NODISCARD dcmc_status dcmc_key_from_passphrase(const char *pass, size_t pass_len,
+                                                             const dcmc_kdf *kdf, dcmc_key *key);
 /* The same with the caller's cost limit in MiB (see DCMC_SCRYPT_MAX_MIB_DEFAULT). */
-DCMC_API DCMC_NODISCARD dcmc_status dcmc_key_from_passphrase_max(const char *pass, size_t pass_len, const dcmc_kdf *kdf,
-                                         uint64_t max_mib, dcmc_key *key);
+DCMC_API DCMC_NODISCARD dcmc_status dcmc_key_from_passphrase_max(const char *pass, size_t pass_len,
+                                                                 const dcmc_kdf *kdf,
+                                                                 uint64_t max_mib, dcmc_key *key);
 /* The cost of deriving a key with kdf, in MiB (rounded up): 128*r*N*p bytes; 0 for a key file. */
 DCMC_API uint64_t dcmc_kdf_cost_mib(const dcmc_kdf *kdf);
 
@@ -150,14 +154,14 @@ typedef enum dcmc_preset_id {
 
 /* Everything that defines the network and the coupling; recorded in the header. */
 typedef struct dcmc_preset {
-    uint8_t id;          /* dcmc_preset_id */
-    uint8_t channels;    /* feature channels (16) */
-    uint8_t blocks;      /* residual blocks per network (2) */
-    uint8_t rounds;      /* coupling rounds; each runs two networks (2) */
-    uint8_t attention;   /* 1 = channel + spatial attention in every block */
-    uint8_t ca_reduction;/* channel-attention MLP reduction (4) */
-    uint8_t sa_kernel;   /* spatial-attention kernel size (7) */
-    uint8_t shift_stem;  /* requantisation shifts, see docs/format.md */
+    uint8_t id;           /* dcmc_preset_id */
+    uint8_t channels;     /* feature channels (16) */
+    uint8_t blocks;       /* residual blocks per network (2) */
+    uint8_t rounds;       /* coupling rounds; each runs two networks (2) */
+    uint8_t attention;    /* 1 = channel + spatial attention in every block */
+    uint8_t ca_reduction; /* channel-attention MLP reduction (4) */
+    uint8_t sa_kernel;    /* spatial-attention kernel size (7) */
+    uint8_t shift_stem;   /* requantisation shifts, see docs/format.md */
     uint8_t shift_conv;
     uint8_t shift_ca;
     uint8_t shift_sa;
@@ -174,32 +178,34 @@ DCMC_API dcmc_status dcmc_preset_check(const dcmc_preset *p);
 #define DCMC_FLAG_STANDARD_LAYER 0x01u /* ChaCha20 combined with the chaos keystream (default) */
 
 typedef struct dcmc_header {
-    uint32_t version;              /* DCMC_FORMAT_VERSION */
-    uint32_t flags;                /* DCMC_FLAG_* */
+    uint32_t version; /* DCMC_FORMAT_VERSION */
+    uint32_t flags;   /* DCMC_FLAG_* */
     dcmc_preset preset;
     dcmc_kdf kdf;
     uint8_t nonce[DCMC_NONCE_BYTES];
     uint8_t kcv[DCMC_KCV_BYTES];
     dcmc_layout layout;
     uint32_t frames;
-    uint64_t payload_bytes;        /* length of the encrypted payload */
+    uint64_t payload_bytes; /* length of the encrypted payload */
     uint8_t mac[DCMC_MAC_BYTES];
 } dcmc_header;
 
 #define DCMC_HEADER_BYTES 128u
 
 /* Serialise to exactly DCMC_HEADER_BYTES bytes (docs/format.md, "Header"). */
-DCMC_API DCMC_NONNULL(1, 2) dcmc_status dcmc_header_write(const dcmc_header *h, uint8_t out[DCMC_HEADER_BYTES]);
+DCMC_API DCMC_NONNULL(1, 2) dcmc_status
+    dcmc_header_write(const dcmc_header *h, uint8_t out[DCMC_HEADER_BYTES]);
 /* Parse and validate untrusted bytes. */
-DCMC_API DCMC_NODISCARD DCMC_NONNULL(1, 3) dcmc_status dcmc_header_read(const uint8_t *in, size_t len, dcmc_header *h);
+DCMC_API DCMC_NODISCARD DCMC_NONNULL(1, 3) dcmc_status
+    dcmc_header_read(const uint8_t *in, size_t len, dcmc_header *h);
 
 /* ---- Options -------------------------------------------------------------------------------- */
 
 typedef struct dcmc_options {
-    dcmc_preset preset;     /* from dcmc_preset_by_name(); zeroed = default preset */
-    uint32_t flags;         /* DCMC_FLAG_*; dcmc_options_default() sets DCMC_FLAG_STANDARD_LAYER */
-    int threads;            /* 0 = OpenMP default (all cores, OMP_NUM_THREADS respected) */
-    const uint8_t *nonce;   /* NULL = fresh random nonce (always, except known-answer tests) */
+    dcmc_preset preset;   /* from dcmc_preset_by_name(); zeroed = default preset */
+    uint32_t flags;       /* DCMC_FLAG_*; dcmc_options_default() sets DCMC_FLAG_STANDARD_LAYER */
+    int threads;          /* 0 = OpenMP default (all cores, OMP_NUM_THREADS respected) */
+    const uint8_t *nonce; /* NULL = fresh random nonce (always, except known-answer tests) */
 } dcmc_options;
 
 DCMC_API DCMC_NONNULL(1) void dcmc_options_default(dcmc_options *opt);
@@ -213,15 +219,17 @@ DCMC_API DCMC_NONNULL(1) void dcmc_options_default(dcmc_options *opt);
  */
 typedef struct dcmc_frame_cipher dcmc_frame_cipher;
 
-DCMC_API DCMC_NONNULL(1, 2, 3) dcmc_status dcmc_frame_cipher_new(dcmc_frame_cipher **out, const dcmc_key *key,
-                                  const dcmc_header *hdr, int threads);
+DCMC_API DCMC_NONNULL(1, 2, 3) dcmc_status
+    dcmc_frame_cipher_new(dcmc_frame_cipher **out, const dcmc_key *key, const dcmc_header *hdr,
+                          int threads);
 DCMC_API void dcmc_frame_cipher_free(dcmc_frame_cipher *fc);
 /* Encrypt/decrypt one frame of hdr->layout; in and out may be the same buffer. Bits outside the
  * stored field are written in canonical form (zero, or the sign extension for signed pixels). */
 DCMC_API dcmc_status dcmc_frame_encrypt(dcmc_frame_cipher *fc, uint32_t index, const uint8_t *in,
-                               uint8_t *out, size_t bytes);
-DCMC_API DCMC_NODISCARD dcmc_status dcmc_frame_decrypt(dcmc_frame_cipher *fc, uint32_t index, const uint8_t *in,
-                               uint8_t *out, size_t bytes);
+                                        uint8_t *out, size_t bytes);
+DCMC_API DCMC_NODISCARD dcmc_status dcmc_frame_decrypt(dcmc_frame_cipher *fc, uint32_t index,
+                                                       const uint8_t *in, uint8_t *out,
+                                                       size_t bytes);
 
 /* Timings of the last frame call, nanoseconds, for the benchmark. */
 typedef struct dcmc_frame_timing {
@@ -238,36 +246,43 @@ DCMC_API void dcmc_frame_cipher_timing(const dcmc_frame_cipher *fc, dcmc_frame_t
  * (allocated here, release with dcmc_free). hdr receives everything a container must store.
  * kdf: how key was made (NULL = raw key).
  */
-DCMC_API dcmc_status dcmc_image_encrypt(const dcmc_key *key, const dcmc_kdf *kdf, const dcmc_options *opt,
-                               const dcmc_layout *layout, uint32_t frames, uint8_t *pixels,
-                               size_t pixels_len, const uint8_t *attrs, size_t attrs_len,
-                               dcmc_header *hdr, uint8_t **payload, size_t *payload_len);
+DCMC_API dcmc_status dcmc_image_encrypt(const dcmc_key *key, const dcmc_kdf *kdf,
+                                        const dcmc_options *opt, const dcmc_layout *layout,
+                                        uint32_t frames, uint8_t *pixels, size_t pixels_len,
+                                        const uint8_t *attrs, size_t attrs_len, dcmc_header *hdr,
+                                        uint8_t **payload, size_t *payload_len);
 
 /* Check the key (DCMC_ERR_WRONG_KEY), then the MAC (DCMC_ERR_INTEGRITY), then decrypt in place.
  * On any error pixels are untouched. *attrs (allocated here, dcmc_free) gets the protected bytes. */
-DCMC_API DCMC_NODISCARD dcmc_status dcmc_image_decrypt(const dcmc_key *key, const dcmc_header *hdr, int threads,
-                               uint8_t *pixels, size_t pixels_len, const uint8_t *payload,
-                               size_t payload_len, uint8_t **attrs, size_t *attrs_len);
+DCMC_API DCMC_NODISCARD dcmc_status dcmc_image_decrypt(const dcmc_key *key, const dcmc_header *hdr,
+                                                       int threads, uint8_t *pixels,
+                                                       size_t pixels_len, const uint8_t *payload,
+                                                       size_t payload_len, uint8_t **attrs,
+                                                       size_t *attrs_len);
 
 /* Only the checks of dcmc_image_decrypt (key check value, then MAC over the encrypted pixels and
  * payload), without decrypting: DCMC_OK when the encrypted image is intact and the key is right.
  * Costs one HMAC pass over the data, for verifying finished outputs. */
-DCMC_API DCMC_NODISCARD DCMC_NONNULL(1, 2) dcmc_status dcmc_image_verify(const dcmc_key *key, const dcmc_header *hdr,
-                              const uint8_t *pixels, size_t pixels_len, const uint8_t *payload,
-                              size_t payload_len);
+DCMC_API DCMC_NODISCARD DCMC_NONNULL(1, 2) dcmc_status
+    dcmc_image_verify(const dcmc_key *key, const dcmc_header *hdr, const uint8_t *pixels,
+                      size_t pixels_len, const uint8_t *payload, size_t payload_len);
 
 /* New UID for an original one: "2.25." and the decimal value of the first 128 bits of
  * HMAC-SHA256(uid_key, uid), so one key maps a study the same way in every file and run.
  * out must hold 65 bytes. */
-DCMC_API DCMC_NONNULL(1, 2, 3) dcmc_status dcmc_uid_map(const uint8_t uid_key[32], const char *uid, char out[65]);
+DCMC_API DCMC_NONNULL(1, 2, 3) dcmc_status
+    dcmc_uid_map(const uint8_t uid_key[32], const char *uid, char out[65]);
 /* The UID key of a master key (key files): HKDF(K, salt "dcmcrypt/1/uid"). */
-DCMC_API DCMC_NONNULL(1, 2) dcmc_status dcmc_uid_key_from_key(const dcmc_key *key, uint8_t uid_key[32]);
+DCMC_API DCMC_NONNULL(1, 2) dcmc_status
+    dcmc_uid_key_from_key(const dcmc_key *key, uint8_t uid_key[32]);
 /* The UID key of a passphrase: scrypt with a fixed, public salt, so that the mapping does not
  * depend on the per-file random salt (same passphrase, same mapping). */
-DCMC_API dcmc_status dcmc_uid_key_from_passphrase(const char *pass, size_t pass_len, uint8_t uid_key[32]);
+DCMC_API dcmc_status dcmc_uid_key_from_passphrase(const char *pass, size_t pass_len,
+                                                  uint8_t uid_key[32]);
 
 /* Only the key check: DCMC_OK or DCMC_ERR_WRONG_KEY. Cheap. */
-DCMC_API DCMC_NODISCARD DCMC_NONNULL(1, 2) dcmc_status dcmc_key_check(const dcmc_key *key, const dcmc_header *hdr);
+DCMC_API DCMC_NODISCARD DCMC_NONNULL(1, 2) dcmc_status
+    dcmc_key_check(const dcmc_key *key, const dcmc_header *hdr);
 
 /* Release memory returned by the library (wiped first); NULL is a no-op. */
 DCMC_API void dcmc_free(void *p, size_t n);

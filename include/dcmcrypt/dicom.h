@@ -21,7 +21,7 @@ extern "C" {
 
 /* What an operation saw, for verbose output and batch reports. */
 typedef struct dcmc_dicom_info {
-    char transfer_syntax[65];   /* of the input */
+    char transfer_syntax[65]; /* of the input */
     char sop_class[65];
     dcmc_layout layout;
     uint32_t frames;
@@ -30,26 +30,28 @@ typedef struct dcmc_dicom_info {
 } dcmc_dicom_info;
 
 /* Encrypt `in` to `out`. kdf: how key was made (NULL = key file). uid_key: see dcmc_uid_map. */
-DCMC_API DCMC_NONNULL(1, 2, 3) dcmc_status dcmc_dicom_encrypt(const char *in, const char *out, const dcmc_key *key,
-                               const dcmc_kdf *kdf, const uint8_t uid_key[32],
-                               const dcmc_options *opt, dcmc_dicom_info *info, char *msg,
-                               size_t msg_len);
+DCMC_API DCMC_NONNULL(1, 2, 3) dcmc_status
+    dcmc_dicom_encrypt(const char *in, const char *out, const dcmc_key *key, const dcmc_kdf *kdf,
+                       const uint8_t uid_key[32], const dcmc_options *opt, dcmc_dicom_info *info,
+                       char *msg, size_t msg_len);
 
 /* Read the cipher header of an encrypted object without decrypting (e.g. to learn its KDF salt
  * before asking for a passphrase). DCMC_ERR_NOT_ENCRYPTED if it is not one of ours. */
-DCMC_API DCMC_NODISCARD DCMC_NONNULL(1, 2) dcmc_status dcmc_dicom_peek(const char *in, dcmc_header *hdr, char *msg, size_t msg_len);
+DCMC_API DCMC_NODISCARD DCMC_NONNULL(1, 2) dcmc_status
+    dcmc_dicom_peek(const char *in, dcmc_header *hdr, char *msg, size_t msg_len);
 
 /* Decrypt `in` to `out`: key check, then MAC, then the original object (original transfer
  * syntax re-encoded where lossless and DCMTK can encode it, else explicit VR little endian).
  * Nothing is written before both checks pass. */
-DCMC_API DCMC_NODISCARD DCMC_NONNULL(1, 2, 3) dcmc_status dcmc_dicom_decrypt(const char *in, const char *out, const dcmc_key *key, int threads,
-                               dcmc_dicom_info *info, char *msg, size_t msg_len);
+DCMC_API DCMC_NODISCARD DCMC_NONNULL(1, 2, 3) dcmc_status
+    dcmc_dicom_decrypt(const char *in, const char *out, const dcmc_key *key, int threads,
+                       dcmc_dicom_info *info, char *msg, size_t msg_len);
 
 /* Decode an object's pixel data as the encryptor sees it: *pixels (malloc'd, release with
  * dcmc_free) gets info->frames frames of info->layout, frames byte-aligned. For the evaluation
  * suite and the tests. */
 DCMC_API dcmc_status dcmc_dicom_read_pixels(const char *in, dcmc_dicom_info *info, uint8_t **pixels,
-                                   size_t *len, char *msg, size_t msg_len);
+                                            size_t *len, char *msg, size_t msg_len);
 
 /* What a file is, for batch conversion. */
 enum {
@@ -59,33 +61,36 @@ enum {
     DCMC_DICOM_DIRECTORY = 4  /* a DICOMDIR (Media Storage Directory) */
 };
 typedef struct dcmc_dicom_probe_info {
-    int kind;                   /* DCMC_DICOM_* */
-    char sop_instance_uid[65];  /* empty if none */
+    int kind;                  /* DCMC_DICOM_* */
+    char sop_instance_uid[65]; /* empty if none */
 } dcmc_dicom_probe_info;
 
 /* Classify a file DCMTK can parse. full = 0 reads only what classifying needs (large values
  * stay on disk); full = 1 reads every value, so a truncated object fails. DCMC_ERR_FORMAT when
  * DCMTK cannot parse it. */
-DCMC_API dcmc_status dcmc_dicom_probe(const char *in, int full, dcmc_dicom_probe_info *info, char *msg,
-                             size_t msg_len);
+DCMC_API dcmc_status dcmc_dicom_probe(const char *in, int full, dcmc_dicom_probe_info *info,
+                                      char *msg, size_t msg_len);
 
 /* Check an encrypted object without decrypting or writing anything: header, layout, key check
  * value and MAC (DCMC_ERR_WRONG_KEY, DCMC_ERR_INTEGRITY). sop_uid (may be NULL, 65 bytes) gets
  * the object's SOP Instance UID. */
-DCMC_API DCMC_NODISCARD DCMC_NONNULL(1, 2) dcmc_status dcmc_dicom_verify(const char *in, const dcmc_key *key, char sop_uid[65], char *msg,
-                              size_t msg_len);
+DCMC_API DCMC_NODISCARD DCMC_NONNULL(1, 2) dcmc_status
+    dcmc_dicom_verify(const char *in, const dcmc_key *key, char sop_uid[65], char *msg,
+                      size_t msg_len);
 
 /* The Referenced File IDs of a DICOMDIR, each once, in record order, with '/' separators and
  * relative to the DICOMDIR's directory; IDs that leave the file-set are an error. Free with
  * dcmc_dicomdir_refs_free. */
-DCMC_API dcmc_status dcmc_dicomdir_refs(const char *in, char ***refs, size_t *n, char *msg, size_t msg_len);
+DCMC_API dcmc_status dcmc_dicomdir_refs(const char *in, char ***refs, size_t *n, char *msg,
+                                        size_t msg_len);
 DCMC_API void dcmc_dicomdir_refs_free(char **refs, size_t n);
 
 /* Write a new DICOMDIR (General Purpose profile, DCMTK's DicomDirInterface) to `out`, with the
  * File-set ID of the DICOMDIR `in` and records for `files` (relative to `root`, the directory
  * the DICOMDIR will live in), read from those files as they are now. */
 DCMC_API dcmc_status dcmc_dicomdir_write(const char *in, const char *out, const char *root,
-                                const char *const *files, size_t n, char *msg, size_t msg_len);
+                                         const char *const *files, size_t n, char *msg,
+                                         size_t msg_len);
 
 /* Versions of DCMTK and OpenJPEG in use, one line. */
 DCMC_API const char *dcmc_dicom_versions(void);

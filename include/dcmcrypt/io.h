@@ -27,8 +27,8 @@ typedef struct dcmc_raster {
 #define DCMC_RASTER_MAX_DIM 65535u
 
 /* Allocate a zeroed raster (checked sizes); channels 1..4, bit_depth 8 or 16. */
-DCMC_API dcmc_status dcmc_raster_alloc(dcmc_raster *r, uint32_t width, uint32_t height, uint32_t channels,
-                              uint32_t bit_depth);
+DCMC_API dcmc_status dcmc_raster_alloc(dcmc_raster *r, uint32_t width, uint32_t height,
+                                       uint32_t channels, uint32_t bit_depth);
 DCMC_API void dcmc_raster_free(dcmc_raster *r);
 
 /* PNG: palette and <8-bit gray are expanded to 8 bits, tRNS to an alpha channel. */

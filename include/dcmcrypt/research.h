@@ -21,13 +21,15 @@ typedef enum dcmc_baseline {
 
 /* Encrypt one frame in place with a baseline, keyed by key and nonce like the real cipher; XOR
  * baselines are their own inverse. */
-DCMC_API DCMC_NONNULL(2, 3, 4) dcmc_status dcmc_baseline_encrypt(dcmc_baseline b, const dcmc_key *key,
-                                  const uint8_t nonce[DCMC_NONCE_BYTES], const dcmc_layout *layout,
-                                  uint8_t *frame, size_t bytes);
+DCMC_API DCMC_NONNULL(2, 3, 4) dcmc_status
+    dcmc_baseline_encrypt(dcmc_baseline b, const dcmc_key *key,
+                          const uint8_t nonce[DCMC_NONCE_BYTES], const dcmc_layout *layout,
+                          uint8_t *frame, size_t bytes);
 /* n bytes of the logistic-chaos keystream alone (32-bit words, little endian) of frame 0 for
  * key and nonce: the generator of docs/format.md section 9, for statistical test suites. */
-DCMC_API dcmc_status dcmc_chaos_keystream(const dcmc_key *key, const uint8_t nonce[DCMC_NONCE_BYTES],
-                                 uint8_t *out, size_t n);
+DCMC_API dcmc_status dcmc_chaos_keystream(const dcmc_key *key,
+                                          const uint8_t nonce[DCMC_NONCE_BYTES], uint8_t *out,
+                                          size_t n);
 
 #ifdef __cplusplus
 }
