@@ -61,16 +61,24 @@ void dcmc_raster_free(dcmc_raster *r)
     memset(r, 0, sizeof *r);
 }
 
-dcmc_status dcmc_raster_read(const char *path, dcmc_raster *out)
+dcmc_status dcmci_raster_open(const char *path, dcmc_raster *out, FILE **f)
 {
+    *f = NULL;
     if (out == NULL)
         return DCMC_ERR_ARG;
     memset(out, 0, sizeof *out);
     if (path == NULL)
         return DCMC_ERR_ARG;
-    FILE *f = fopen(path, "rb");
-    if (f == NULL)
-        return DCMC_ERR_IO;
+    *f = fopen(path, "rb");
+    return *f ? DCMC_OK : DCMC_ERR_IO;
+}
+
+dcmc_status dcmc_raster_read(const char *path, dcmc_raster *out)
+{
+    FILE *f;
+    dcmc_status st = dcmci_raster_open(path, out, &f);
+    if (st != DCMC_OK)
+        return st;
     uint8_t sig[8] = {0};
     size_t n = fread(sig, 1, sizeof sig, f);
     fclose(f);

@@ -47,14 +47,10 @@ static void read_transforms(png_structp png, png_infop info)
 
 dcmc_status dcmc_png_read(const char *path, dcmc_raster *out)
 {
-    if (out == NULL)
-        return DCMC_ERR_ARG;
-    memset(out, 0, sizeof *out);
-    if (path == NULL)
-        return DCMC_ERR_ARG;
-    FILE *f = fopen(path, "rb");
-    if (f == NULL)
-        return DCMC_ERR_IO;
+    FILE *f;
+    const dcmc_status opened = dcmci_raster_open(path, out, &f);
+    if (opened != DCMC_OK)
+        return opened;
     uint8_t sig[8];
     if (fread(sig, 1, 8, f) != 8 || png_sig_cmp(sig, 0, 8) != 0) {
         fclose(f);

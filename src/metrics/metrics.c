@@ -9,9 +9,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* The histogram of n values over 2^bits bins; NULL for no values, bad bits or no memory (the
+ * statistics are then NaN). */
 static size_t *histogram(const uint32_t *v, size_t n, unsigned bits)
 {
-    if (bits == 0 || bits > 16)
+    if (n == 0 || bits == 0 || bits > 16)
         return NULL;
     size_t bins = (size_t)1 << bits;
     size_t *h = calloc(bins, sizeof *h);
@@ -25,10 +27,8 @@ static size_t *histogram(const uint32_t *v, size_t n, unsigned bits)
 double dcmc_metric_entropy(const uint32_t *v, size_t n, unsigned bits)
 {
     size_t *h = histogram(v, n, bits);
-    if (h == NULL || n == 0) {
-        free(h);
+    if (h == NULL)
         return NAN;
-    }
     double e = 0;
     for (size_t b = 0; b < ((size_t)1 << bits); b++) {
         if (h[b]) {
@@ -43,10 +43,8 @@ double dcmc_metric_entropy(const uint32_t *v, size_t n, unsigned bits)
 double dcmc_metric_chi2(const uint32_t *v, size_t n, unsigned bits)
 {
     size_t *h = histogram(v, n, bits);
-    if (h == NULL || n == 0) {
-        free(h);
+    if (h == NULL)
         return NAN;
-    }
     size_t bins = (size_t)1 << bits;
     double e = (double)n / (double)bins, chi = 0;
     for (size_t b = 0; b < bins; b++)
