@@ -76,6 +76,19 @@ done
 check "the CMake package refuses another minor version" sh -c "! cmake -S '$src/tests/consumer' \
   -B '$work/cmake-other' -DCMAKE_PREFIX_PATH='$prefix' -DCONSUMER_WANTS=0.999 >/dev/null 2>&1"
 
+# The source tree as a subproject (add_subdirectory, as FetchContent does): same target names,
+# only the libraries built (no tools, no tests).
+sdir="$work/subproject"
+if cmake -S "$src/tests/consumer" -B "$sdir" -DCONSUMER_SUBDIR="$src" -DCONSUMER_STATIC=ON \
+     >"$work/cfg-sub.log" 2>&1 && cmake --build "$sdir" -j2 >"$work/build-sub.log" 2>&1; then
+  mkdir -p "$work/run-sub"
+  check "subproject consumer round trips" "$sdir/consumer" "$sample" "$work/run-sub"
+  check "a subproject builds no tools" test ! -e "$sdir/dcmcrypt-subproject/apps"
+else
+  tail -30 "$work/cfg-sub.log" "$work/build-sub.log" >&2
+  check "subproject consumer builds" false
+fi
+
 # pkg-config consumer (shared).
 export PKG_CONFIG_PATH="$lib/pkgconfig"
 check "pkg-config reports $version" sh -c "[ \"\$(pkg-config --modversion dcmcrypt)\" = '$version' ]"
