@@ -51,7 +51,7 @@ static void load_frame(uint8_t *px, unsigned bits, const char *src_dir)
     }
 }
 
-static void fail(const char *what)
+_Noreturn static void fail(const char *what)
 {
     fprintf(stderr, "dcmcrypt-bench: %s\n", what);
     exit(2);
