@@ -39,13 +39,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     size_t len = 0;
     if (dcmc_dicom_read_pixels(in, &info, &px, &len, msg, sizeof msg) == DCMC_OK)
         dcmc_free(px, len);
-    dcmc_dicom_decrypt(in, out, &key, 1, &info, msg, sizeof msg);
+    /* OK only for an object encrypted with this key (the committed seeds are): either way the
+     * status is not the finding; a crash or a sanitizer report is. */
+    dcmc_status st = dcmc_dicom_decrypt(in, out, &key, 1, &info, msg, sizeof msg);
+    (void)st;
     unlink(out);
     dcmc_dicom_probe_info pi;
     for (int full = 0; full < 2; full++)
         dcmc_dicom_probe(in, full, &pi, msg, sizeof msg);
     char uid[65];
-    dcmc_dicom_verify(in, &key, uid, msg, sizeof msg);
+    st = dcmc_dicom_verify(in, &key, uid, msg, sizeof msg);
+    (void)st;
     char **refs = NULL;
     size_t n = 0;
     if (dcmc_dicomdir_refs(in, &refs, &n, msg, sizeof msg) == DCMC_OK)

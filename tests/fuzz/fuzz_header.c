@@ -20,6 +20,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             __builtin_trap();
     }
     dcmc_key k;
-    dcmc_key_parse(data, size, &k);
+    if (dcmc_key_parse(data, size, &k) == DCMC_OK)
+        dcmc_wipe(&k, sizeof k);
     return 0;
 }
