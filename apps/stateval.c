@@ -177,7 +177,7 @@ static dcmc_status differential(const scheme *s, const image *im, const dcmc_key
 {
     const size_t w = im->l.cols, h = im->l.rows, n = w * h;
     const unsigned bits = im->l.bits_stored;
-    double ms2 = 0, ms3 = 0;
+    double ms2 = INFINITY, ms3 = INFINITY; /* a run skipped after a failure is never the fastest */
     memcpy(p2, im->px, im->bytes);
     const size_t mid = (h / 2) * w + w / 2, B = im->l.bits_allocated / 8;
     const unsigned low = im->l.high_bit - im->l.bits_stored + 1;
