@@ -89,6 +89,19 @@ else
   check "subproject consumer builds" false
 fi
 
+# The installed headers' attributes reach a consumer's compiler: ignoring whether data is
+# authentic, or passing NULL where a key is required, fails a -Werror build; the same call used
+# properly compiles (the control that the snippet itself is sound).
+compiles() { # compiles BODY: a function with BODY, against the installed headers, -Werror
+  printf '#include <dcmcrypt/dcmcrypt.h>\nint f(const dcmc_key *k, const dcmc_header *h)\n{ %s }\n' \
+    "$1" >"$work/attr.c"
+  cc -std=c11 -Wall -Werror -c -o "$work/attr.o" -I"$prefix/include" "$work/attr.c"
+}
+refused() { ! compiles "$1"; }
+check "a checked verification compiles" compiles 'return dcmc_key_check(k, h) == DCMC_OK;'
+check "an ignored verification status is a compile error" refused 'dcmc_key_check(k, h); return 0;'
+check "a NULL key is a compile error" refused '(void)k; return dcmc_key_check(NULL, h) == DCMC_OK;'
+
 # pkg-config consumer (shared).
 export PKG_CONFIG_PATH="$lib/pkgconfig"
 check "pkg-config reports $version" sh -c "[ \"\$(pkg-config --modversion dcmcrypt)\" = '$version' ]"
