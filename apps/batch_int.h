@@ -21,7 +21,9 @@
 #define KEY_CACHE 64
 
 /* What a file is and what the batch does with it. */
-enum kind { K_OTHER, K_BROKEN, K_IMAGE, K_ENCRYPTED, K_NO_PIXELS, K_DICOMDIR, K_SPECIAL };
+enum kind {
+    K_OTHER, K_BROKEN, K_IMAGE, K_ENCRYPTED, K_NO_PIXELS, K_PROTECTED, K_DICOMDIR, K_SPECIAL
+};
 enum action { A_CONVERT, A_COPY, A_DEFER, A_FAIL, A_IGNORE };
 /* What happened to a file; S_CONVERTED is "encrypted" or "decrypted" in the report. */
 enum status { S_CONVERTED, S_COPIED, S_SKIPPED, S_FAILED, S_DEFERRED, S_DICOMDIR, NSTATUS };

@@ -46,6 +46,8 @@ static int classify(const char *path, dcmc_dicom_probe_info *pi, char *msg, size
         return K_ENCRYPTED;
     case DCMC_DICOM_DIRECTORY:
         return K_DICOMDIR;
+    case DCMC_DICOM_PROTECTED:
+        return K_PROTECTED;
     default:
         return K_NO_PIXELS;
     }
@@ -59,11 +61,18 @@ static int output_done(batch *b, int action, const char *in,
     if (action == A_COPY)
         return batch_same_bytes(in, out);
     dcmc_dicom_probe_info po;
+    char uid[65], want[65];
     if (!b->c->encrypt) /* a decrypted object: complete, and no longer ours */
         return dcmc_dicom_probe(out, 1, &po, msg, sizeof msg) == DCMC_OK &&
-               (po.kind == DCMC_DICOM_IMAGE);
+               po.kind == (pin->kind == DCMC_DICOM_PROTECTED ? DCMC_DICOM_NO_PIXELS
+                                                              : DCMC_DICOM_IMAGE);
+    if (pin->kind == DCMC_DICOM_NO_PIXELS) /* protected, and the protection of this input */
+        return dcmc_dicom_probe(out, 1, &po, msg, sizeof msg) == DCMC_OK &&
+               po.kind == DCMC_DICOM_PROTECTED &&
+               (!pin->sop_instance_uid[0] ||
+                (dcmc_uid_map(b->uid_key, pin->sop_instance_uid, want) == DCMC_OK &&
+                 !strcmp(po.sop_instance_uid, want)));
     dcmc_key key;
-    char uid[65], want[65];
     if (batch_file_key(b, out, &key, msg, sizeof msg) != DCMC_OK)
         return 0;
     int ok = dcmc_dicom_verify(out, &key, uid, msg, sizeof msg) == DCMC_OK;
@@ -75,9 +84,10 @@ static int output_done(batch *b, int action, const char *in,
     return ok;
 }
 
-static int convert(batch *b, const char *in, const char *tmp, outcome *o, void *unused)
+/* arg: the input's probe (what it is decides how it is converted). */
+static int convert(batch *b, const char *in, const char *tmp, outcome *o, void *arg)
 {
-    (void)unused;
+    const int kind = ((const dcmc_dicom_probe_info *)arg)->kind;
     char *msg = o->reason;
     const size_t len = sizeof o->reason;
     dcmc_dicom_info info;
@@ -85,12 +95,19 @@ static int convert(batch *b, const char *in, const char *tmp, outcome *o, void *
     dcmc_options opt = b->c->opt;
     opt.threads = b->threads_per_job;
     dcmc_status st;
-    if (b->c->encrypt) {
+    if (kind == DCMC_DICOM_NO_PIXELS || kind == DCMC_DICOM_PROTECTED) {
+        const dcmc_dicom_options dopt = cli_dicom_options(b->c, &b->secret);
+        st = kind == DCMC_DICOM_NO_PIXELS
+                 ? dcmc_dicom_protect_header(in, tmp, b->uid_key, &dopt, msg, len)
+                 : dcmc_dicom_restore_header(in, tmp, b->uid_key, msg, len);
+    } else if (b->c->encrypt) {
         dcmc_key key;
         const dcmc_kdf *kdf = b->secret.have_key ? NULL : &b->enc_kdf;
         st = batch_own_key(b, &key, msg, len);
+        const dcmc_dicom_options dopt = cli_dicom_options(b->c, &b->secret);
         if (st == DCMC_OK)
-            st = dcmc_dicom_encrypt(in, tmp, &key, kdf, b->uid_key, &opt, &info, msg, len);
+            st = dcmc_dicom_encrypt(in, tmp, &key, kdf, b->uid_key, &opt, &dopt, &info, msg,
+                                    len);
         dcmc_wipe(&key, sizeof key);
     } else {
         dcmc_key key;
@@ -144,8 +161,13 @@ static int decide(const item *it, int encrypt, const char *in, dcmc_dicom_probe_
         action = encrypt ? A_COPY : A_CONVERT;
         why = encrypt ? "already encrypted" : "";
         break;
-    case K_NO_PIXELS:
-        why = "no pixel data";
+    case K_NO_PIXELS: /* its header gets the images' UID map, so its references resolve */
+        action = encrypt ? A_CONVERT : A_COPY;
+        why = encrypt ? "no pixel data: header protected" : "no pixel data";
+        break;
+    case K_PROTECTED:
+        action = encrypt ? A_COPY : A_CONVERT;
+        why = encrypt ? "header already protected" : "no pixel data: header restored";
         break;
     default:
         why = "not DICOM";
@@ -178,7 +200,7 @@ static void write_one(batch *b, int slot, const item *it, int action, const char
         o->out_bytes = (uint64_t)st.st_size;
     } else {
         const target to = {dirfd, dir, name, it->mode & ~b->umask, 0, 1, it->size};
-        if (batch_produce(b, slot, &to, in, action == A_COPY ? copy_into : convert, NULL, o) !=
+        if (batch_produce(b, slot, &to, in, action == A_COPY ? copy_into : convert, (void *)pi, o) !=
             0) {
             o->status = S_FAILED;
         } else {

@@ -18,6 +18,8 @@ enum { EXIT_OK = 0, EXIT_USAGE = 1, EXIT_INPUT = 2, EXIT_KEY = 3, EXIT_OUTPUT = 
 /* DCMC_ERR_INTERNAL: a bug in dcmcrypt itself. */
 enum { EXIT_SOFTWARE = EX_SOFTWARE };
 
+enum { CLI_MAX_RECIPIENTS = 16 };
+
 typedef struct cli {
     const char *prog;
     int encrypt;                /* dcmencrypt (1) or dcmdecrypt (0) */
@@ -26,6 +28,10 @@ typedef struct cli {
     uint64_t scrypt_max_mib;    /* --scrypt-max-mib: cost limit of a header's scrypt parameters */
     unsigned max_expansion;     /* --max-expansion: decoded/file size limit (0: the default) */
     dcmc_options opt;
+    dcmc_dicom_options dopt;    /* --deidentify, --deid-options (recipients filled in by main) */
+    const char *recipients[CLI_MAX_RECIPIENTS]; /* --recipient */
+    int n_recipients;
+    int password_recipient;     /* --password-recipient */
     const char *in, *out;
     /* --recurse dir-in dir-out (batch.c) */
     int recurse, jobs;          /* jobs 0: one per core */
@@ -52,6 +58,10 @@ int cli_secret_get(const cli *c, cli_secret *s, int confirm);
  * max_mib. */
 int cli_kdf_too_costly(const dcmc_kdf *kdf, uint64_t max_mib, char *msg, size_t len);
 void cli_secret_free(cli_secret *s);
+
+/* The DICOM options of the command line, with the recipients and (--password-recipient) the
+ * passphrase of `s`; valid while c and s are. */
+dcmc_dicom_options cli_dicom_options(const cli *c, const cli_secret *s);
 
 int cli_exit_code(dcmc_status st);
 /* A failure's message: msg as the library wrote it, the status's text when it wrote nothing, and
@@ -108,6 +118,7 @@ void cli_msg_rename(char *msg, size_t len, const char *from, const char *to);
 /* What one run of a tool learns, for its closing lines. */
 typedef struct cli_run {
     dcmc_header hdr;        /* dcmdecrypt: the input's header, read first */
+    int header_only;        /* dcmdecrypt: an object without pixels whose header was protected */
     dcmc_dicom_info info;
     char msg[DCMC_DICOM_MSG];
     double ms;              /* the whole conversion */

@@ -17,10 +17,11 @@
 /* Which tool accepts an option. */
 enum { FOR_ENC = 1, FOR_DEC = 2, FOR_BOTH = FOR_ENC | FOR_DEC };
 /* The sections of --help, in order. */
-enum { SEC_KEY, SEC_CIPHER, SEC_TREE, SEC_GENERAL, NSECTIONS };
+enum { SEC_KEY, SEC_CIPHER, SEC_DEID, SEC_TREE, SEC_GENERAL, NSECTIONS };
 static const char *const k_sections[NSECTIONS] = {
-    "key (one of; never on the command line itself):", "cipher:", "trees (--recurse):",
-    "general:"};
+    "key (one of; never on the command line itself):", "cipher:",
+    "de-identification (PS3.15 Annex E, reversible; docs/deidentification.md):",
+    "trees (--recurse):", "general:"};
 
 /* A handler: -1 to go on, or the exit code to return now (EXIT_OK after --help). */
 typedef int (*opt_fn)(cli *c, const char *val);
@@ -137,6 +138,71 @@ static int opt_shard(cli *c, const char *val)
     return -1;
 }
 
+/* The names of --deid-options, in the order of the DCMC_DEID_* bits' documentation. */
+static const struct {
+    const char *name;
+    unsigned bit;
+} k_deid_names[] = {
+    {"modified-dates", DCMC_DEID_MODIFIED_DATES},
+    {"full-dates", DCMC_DEID_FULL_DATES},
+    {"patient-characteristics", DCMC_DEID_PATIENT_CHARS},
+    {"device-identity", DCMC_DEID_DEVICE},
+    {"institution-identity", DCMC_DEID_INSTITUTION},
+    {"safe-private", DCMC_DEID_SAFE_PRIVATE},
+    {"clean-descriptors", DCMC_DEID_CLEAN_DESCRIPTORS},
+    {"clean-structured-content", DCMC_DEID_CLEAN_STRUCTURED},
+    {"clean-graphics", DCMC_DEID_CLEAN_GRAPHICS},
+};
+
+static int opt_deidentify(cli *c, const char *val)
+{
+    (void)val;
+    if (!c->dopt.deidentify)
+        c->dopt.deid_options = DCMC_DEID_DEFAULTS;
+    c->dopt.deidentify = 1;
+    return -1;
+}
+
+/* NAME[,NAME...] from the defaults; "no-NAME" takes an option away. Implies --deidentify. */
+static int opt_deid_options(cli *c, const char *val)
+{
+    opt_deidentify(c, NULL);
+    const char *p = val;
+    while (*p) {
+        const size_t n = strcspn(p, ",");
+        const int off = n > 3 && strncmp(p, "no-", 3) == 0;
+        const char *name = p + (off ? 3 : 0);
+        const size_t len = n - (off ? 3 : 0);
+        size_t i = 0;
+        while (i < sizeof k_deid_names / sizeof k_deid_names[0] &&
+               !(strlen(k_deid_names[i].name) == len && strncmp(name, k_deid_names[i].name, len) == 0))
+            i++;
+        if (i == sizeof k_deid_names / sizeof k_deid_names[0]) {
+            char bad[64];
+            snprintf(bad, sizeof bad, "%.*s", (int)(n < 63 ? n : 63), p);
+            return usage_error(c, "--deid-options: unknown option '%s'", bad);
+        }
+        if (off)
+            c->dopt.deid_options &= ~k_deid_names[i].bit;
+        else
+            c->dopt.deid_options |= k_deid_names[i].bit;
+        p += n + (p[n] == ',');
+    }
+    if ((c->dopt.deid_options & DCMC_DEID_FULL_DATES) &&
+        (c->dopt.deid_options & DCMC_DEID_MODIFIED_DATES))
+        return usage_error(c, "%s", "--deid-options: full-dates and modified-dates exclude each "
+                                    "other (add no-modified-dates)");
+    return -1;
+}
+
+static int opt_recipient(cli *c, const char *val)
+{
+    if (c->n_recipients >= CLI_MAX_RECIPIENTS)
+        return usage_error(c, "%s", "at most 16 --recipient certificates");
+    c->recipients[c->n_recipients++] = val;
+    return -1;
+}
+
 static int opt_secret_argument(cli *c, const char *val)
 {
     return usage_error(c, "%s: keys and passphrases are never taken from the command line; use "
@@ -169,6 +235,24 @@ static const cli_option k_options[] = {
      "chaos keystream without ChaCha20 (research only)", FN(opt_no_standard), 0},
     {"--threads", 0, "N", FOR_BOTH, SEC_CIPHER,
      "threads (default: all cores; OMP_NUM_THREADS respected)", FN(opt_threads), 0},
+    {"--deidentify", 0, NULL, FOR_ENC, SEC_DEID,
+     "also de-identify the header (Basic Profile; originals kept\nencrypted, restored by "
+     "dcmdecrypt); default options:\nmodified-dates, patient-characteristics, safe-private,\n"
+     "clean-descriptors",
+     FN(opt_deidentify), 0},
+    {"--deid-options", 0, "LIST", FOR_ENC, SEC_DEID,
+     "profile options, comma-separated, from the defaults: modified-\ndates full-dates "
+     "patient-characteristics device-identity\ninstitution-identity safe-private "
+     "clean-descriptors\nclean-structured-content clean-graphics; no-NAME drops one",
+     FN(opt_deid_options), 0},
+    {"--recipient", 0, "CERT", FOR_ENC, SEC_DEID,
+     "X.509 certificate (PEM) that can also open the Encrypted\nAttributes Sequence "
+     "(gdcmanon -d); repeatable",
+     FN(opt_recipient), 0},
+    {"--password-recipient", 0, NULL, FOR_ENC, SEC_DEID,
+     "with a passphrase: let the passphrase open that sequence with\nstandard tools too "
+     "(PBKDF2: weaker than scrypt, see the man page)",
+     FLAG(password_recipient, 1), 0},
     {"--recurse", 'r', NULL, FOR_BOTH, SEC_TREE,
      "dir-in and dir-out are directories: convert the whole tree", FLAG(recurse, 1), 0},
     {"--jobs", 'j', "N", FOR_BOTH, SEC_TREE,
@@ -287,7 +371,21 @@ static int check_options(cli *c, int npos, int nkeys)
     if (nkeys > 1)
         return usage_error(c, "%s", "give only one of --key-file, --new-key, --passphrase-file, "
                                     "--passphrase-env");
+    if (c->password_recipient && (c->key_file || c->new_key))
+        return usage_error(c, "%s", "--password-recipient needs a passphrase, not a key file");
     return -1;
+}
+
+dcmc_dicom_options cli_dicom_options(const cli *c, const cli_secret *s)
+{
+    dcmc_dicom_options d = c->dopt;
+    d.recipients = c->n_recipients ? c->recipients : NULL;
+    d.n_recipients = (size_t)c->n_recipients;
+    if (c->password_recipient && !s->have_key) {
+        d.password = s->pass;
+        d.password_len = s->pass_len;
+    }
+    return d;
 }
 
 int cli_parse(cli *c, int argc, char **argv)

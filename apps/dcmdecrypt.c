@@ -13,6 +13,11 @@
  * fail before anyone is asked for a passphrase. */
 static int check(const cli *c, cli_run *r)
 {
+    dcmc_dicom_probe_info pi;
+    if (dcmc_dicom_probe(c->in, 0, &pi, NULL, 0) == DCMC_OK && pi.kind == DCMC_DICOM_PROTECTED) {
+        r->header_only = 1; /* no cipher header: the key opens its Encrypted Attributes item */
+        return -1;
+    }
     const dcmc_status st = dcmc_dicom_peek(c->in, &r->hdr, r->msg, sizeof r->msg);
     if (st != DCMC_OK) {
         cli_status_msg(r->msg, sizeof r->msg, st);
@@ -28,8 +33,24 @@ static int check(const cli *c, cli_run *r)
     return -1;
 }
 
+/* An object without pixels: its Encrypted Attributes Sequence item opens with the UID key. */
+static dcmc_status restore_header(const cli *c, cli_secret *s, const char *tmp, cli_run *r)
+{
+    uint8_t uid_key[32];
+    dcmc_status st = s->have_key ? dcmc_uid_key_from_key(&s->key, uid_key)
+                                 : dcmc_uid_key_from_passphrase(s->pass, s->pass_len, uid_key);
+    if (st == DCMC_OK)
+        st = dcmc_dicom_restore_header(c->in, tmp, uid_key, r->msg, sizeof r->msg);
+    else
+        snprintf(r->msg, sizeof r->msg, "key derivation failed: %s", dcmc_status_str(st));
+    dcmc_wipe(uid_key, sizeof uid_key);
+    return st;
+}
+
 static dcmc_status decrypt(const cli *c, cli_secret *s, const char *tmp, cli_run *r)
 {
+    if (r->header_only)
+        return restore_header(c, s, tmp, r);
     dcmc_status st = DCMC_OK;
     if (!s->have_key) {
         if (r->hdr.kdf.id != DCMC_KDF_SCRYPT) {

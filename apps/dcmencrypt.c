@@ -23,9 +23,10 @@ static dcmc_status encrypt(const cli *c, cli_secret *s, const char *tmp, cli_run
     } else {
         st = dcmc_uid_key_from_key(&s->key, uid_key);
     }
+    const dcmc_dicom_options dopt = cli_dicom_options(c, s);
     if (st == DCMC_OK)
-        st = dcmc_dicom_encrypt(c->in, tmp, &s->key, kdfp, uid_key, &c->opt, &r->info, r->msg,
-                                sizeof r->msg);
+        st = dcmc_dicom_encrypt(c->in, tmp, &s->key, kdfp, uid_key, &c->opt, &dopt, &r->info,
+                                r->msg, sizeof r->msg);
     else
         snprintf(r->msg, sizeof r->msg, "key derivation failed: %s", dcmc_status_str(st));
     dcmc_wipe(uid_key, sizeof uid_key);

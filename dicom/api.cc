@@ -14,12 +14,13 @@ using namespace dcmci;
 
 extern "C" dcmc_status dcmc_dicom_encrypt(const char *in, const char *out, const dcmc_key *key,
                                           const dcmc_kdf *kdf, const uint8_t uid_key[32],
-                                          const dcmc_options *opt, dcmc_dicom_info *info,
+                                          const dcmc_options *opt,
+                                          const dcmc_dicom_options *dopt, dcmc_dicom_info *info,
                                           char *msg, size_t msg_len)
 {
-    if (!in || !out || !key || !uid_key)
+    if (!in || !out || !key || !uid_key || (dopt && dopt->n_recipients && !dopt->recipients))
         return DCMC_ERR_ARG;
-    return guard(msg, msg_len, [&] { encrypt(in, out, key, kdf, uid_key, opt, info); });
+    return guard(msg, msg_len, [&] { encrypt(in, out, key, kdf, uid_key, opt, dopt, info); });
 }
 
 extern "C" dcmc_status dcmc_dicom_peek(const char *in, dcmc_header *hdr, char *msg, size_t msg_len)
@@ -76,6 +77,25 @@ extern "C" const char *dcmc_dicom_versions(void)
         snprintf(buf, sizeof buf, "DCMTK %s, OpenJPEG %s", OFFIS_DCMTK_VERSION_STRING,
                  opj_version());
     return buf;
+}
+
+extern "C" dcmc_status dcmc_dicom_protect_header(const char *in, const char *out,
+                                                const uint8_t uid_key[32],
+                                                const dcmc_dicom_options *dopt, char *msg,
+                                                size_t msg_len)
+{
+    if (!in || !out || !uid_key || (dopt && dopt->n_recipients && !dopt->recipients))
+        return DCMC_ERR_ARG;
+    return guard(msg, msg_len, [&] { protect_header(in, out, uid_key, dopt); });
+}
+
+extern "C" dcmc_status dcmc_dicom_restore_header(const char *in, const char *out,
+                                                const uint8_t uid_key[32], char *msg,
+                                                size_t msg_len)
+{
+    if (!in || !out || !uid_key)
+        return DCMC_ERR_ARG;
+    return guard(msg, msg_len, [&] { restore_header(in, out, uid_key); });
 }
 
 extern "C" dcmc_status dcmc_dicom_verify(const char *in, const dcmc_key *key, char sop_uid[65],

@@ -156,6 +156,23 @@ void write_block(DcmDataset *ds, const dcmc_header &hdr, const std::vector<Uint8
         fail(DCMC_ERR_NOMEM, "cannot add the private block: %s", c.text());
 }
 
+void write_marker_block(DcmDataset *ds)
+{
+    const int block = free_block(ds);
+    OFCondition c = ds->putAndInsertString(DcmTagKey(kGroup, (Uint16)block), kCreator);
+    if (c.good())
+        c = ds->putAndInsertString(private_tag(block, 0x05, EVR_LO),
+                                   "HEADER PROTECTED (dcmcrypt): restore with dcmdecrypt");
+    if (c.bad())
+        fail(DCMC_ERR_NOMEM, "cannot add the private block: %s", c.text());
+}
+
+bool is_marker_block(DcmItem *ds, int block)
+{
+    return block >= 0 && !ds->tagExists(block_key(block, 0x01)) &&
+           ds->tagExists(block_key(block, 0x05));
+}
+
 void delete_block(DcmDataset *ds)
 {
     const int block = find_block(ds);

@@ -58,7 +58,9 @@ void decrypt_pixels(Encrypted &E, const dcmc_key *key, int threads, std::string 
     if (st != DCMC_OK)
         fail(st, "%s: %s", in, dcmc_status_str(st));
     try {
-        restore(E.L.ds, attrs, alen, ts, E.px);
+        /* Our block first: the originals may hold a vendor block in the slot it took. */
+        delete_block(E.L.ds);
+        restore(E.L.ds, attrs, alen, ts, E.px, in);
     } catch (...) {
         dcmc_free(attrs, alen);
         throw;
@@ -88,7 +90,6 @@ void decrypt(const char *in, const char *out, const dcmc_key *key, int threads,
     const uint64_t t1 = now_ns();
     std::string ts;
     decrypt_pixels(E, key, threads, ts, in);
-    delete_block(ds);
     put_native(ds, px, px.has_tail ? &px.tail : nullptr);
     /* Record the syntax we really write in the meta header before encoders look at it. */
     const uint64_t t2 = now_ns();
@@ -107,12 +108,21 @@ void verify(const char *in, const dcmc_key *key, char sop_uid[65])
 {
     Encrypted E;
     load_encrypted(in, E);
-    dcmc_status st = dcmc_image_verify(key, &E.hdr, E.px.data.data(), E.px.data.size(),
-                                       E.payload.data(), E.payload.size());
+    uint8_t *attrs = nullptr;
+    size_t alen = 0;
+    dcmc_status st = dcmc_image_open_attrs(key, &E.hdr, E.px.data.data(), E.px.data.size(),
+                                           E.payload.data(), E.payload.size(), &attrs, &alen);
     if (st == DCMC_ERR_WRONG_KEY)
         fail(st, "%s: encrypted with another key or passphrase", in);
     if (st != DCMC_OK)
         fail(st, "%s: integrity check failed: the object was changed or damaged", in);
+    try {
+        check_bound(E.L.ds, attrs, alen, in);
+    } catch (...) {
+        dcmc_free(attrs, alen);
+        throw;
+    }
+    dcmc_free(attrs, alen);
     if (sop_uid)
         snprintf(sop_uid, 65, "%s", get_string(E.L.ds, DCM_SOPInstanceUID).c_str());
 }

@@ -1,20 +1,23 @@
 /*
- * encrypt.cc - one object encrypted: loaded and decoded, its frames and protected attributes
- * through the cipher library, the encrypted object built (docs/dicom.md) and saved as explicit
- * VR little endian.
+ * encrypt.cc - one object encrypted: loaded and decoded; the original header kept aside; the
+ * de-identification profile (when asked) and the marks applied; the originals of everything
+ * that changed, with the bound attributes' digests, encrypted with the frames through the
+ * cipher library; the encrypted object saved as explicit VR little endian (docs/dicom.md).
  */
+#include "deid.h"
 #include "internal.h"
+
+#include "dcmcrypt/version.h"
 
 namespace dcmci {
 
 namespace {
 
 /* The frames (in place) and the protected bytes through the cipher: the header and payload. */
-void encrypt_pixels(DcmDataset *ds, const std::string &ts_uid, Pixels &px, const dcmc_key *key,
+void encrypt_pixels(std::vector<Uint8> &attrs, Pixels &px, const dcmc_key *key,
                     const dcmc_kdf *kdf, const dcmc_options *opt, dcmc_header &hdr,
                     std::vector<Uint8> &pl)
 {
-    std::vector<Uint8> attrs = protect(ds, ts_uid, px);
     uint8_t *payload = nullptr;
     size_t payload_len = 0;
     dcmc_status st = dcmc_image_encrypt(key, kdf, opt, &px.layout, px.frames, px.data.data(),
@@ -29,8 +32,28 @@ void encrypt_pixels(DcmDataset *ds, const std::string &ts_uid, Pixels &px, const
 
 } // namespace
 
+/* Everything encryption does to the header of `ds` (pixel data already out of it): the profile,
+ * the marks and the UID map, then the Encrypted Attributes Sequence. `orig` is a copy of the
+ * header before any of it. Shared by images and objects without pixels. */
+void transform_header(DcmDataset *ds, DcmDataset &orig, const dcmc_layout *l,
+                      const uint8_t uid_key[32], const dcmc_dicom_options *dopt,
+                      const std::string &ts_uid)
+{
+    const bool deid = dopt && dopt->deidentify;
+    const unsigned opts = deid ? dopt->deid_options : 0;
+    if (deid)
+        deidentify(ds, deid_context(ds, uid_key, opts, "dcmcrypt " DCMC_VERSION_STRING));
+    if (l)
+        mark_encrypted(ds, *l, uid_key, deid && (opts & DCMC_DEID_SAFE_PRIVATE));
+    else
+        map_instance_uids(ds, uid_key);
+    if (deid || !l || (dopt && dopt->n_recipients))
+        add_encrypted_attributes(ds, orig, uid_key, dopt, ts_uid);
+}
+
 void encrypt(const char *in, const char *out, const dcmc_key *key, const dcmc_kdf *kdf,
-             const uint8_t uid_key[32], const dcmc_options *opt, dcmc_dicom_info *info)
+             const uint8_t uid_key[32], const dcmc_options *opt, const dcmc_dicom_options *dopt,
+             dcmc_dicom_info *info)
 {
     init_once();
     if (!host_little_endian())
@@ -44,14 +67,18 @@ void encrypt(const char *in, const char *out, const dcmc_key *key, const dcmc_kd
     decode_pixels(L, px);
     fill_info(info, L, px);
     DcmDataset *ds = L.ds;
+    /* The frames are in px now; the original header is kept aside to learn what changed. */
+    ds->findAndDeleteElement(DCM_PixelData);
+    DcmDataset orig(*ds);
+    transform_header(ds, orig, &px.layout, uid_key, dopt, L.ts_uid);
+    std::vector<Uint8> attrs = protect(orig, ds, L.ts_uid, px);
     const uint64_t t1 = now_ns();
 
     dcmc_header hdr;
     std::vector<Uint8> pl;
-    encrypt_pixels(ds, L.ts_uid, px, key, kdf, opt, hdr, pl);
+    encrypt_pixels(attrs, px, key, kdf, opt, hdr, pl);
     const uint64_t t2 = now_ns();
 
-    mark_encrypted(ds, px.layout, hdr, uid_key);
     put_native(ds, px);
     write_block(ds, hdr, pl);
     save(L.ff, out, EXS_LittleEndianExplicit);

@@ -170,18 +170,58 @@ int find_block(DcmItem *ds);
 void read_block(DcmDataset *ds, dcmc_header &hdr, std::vector<Uint8> *payload, const char *in);
 /* Add a block with the header and payload at the first free slot. */
 void write_block(DcmDataset *ds, const dcmc_header &hdr, const std::vector<Uint8> &payload);
+/* The block of an object without pixels whose header alone was protected: creator and one
+ * element (0011,xx05) that says so; it has no cipher header. */
+void write_marker_block(DcmDataset *ds);
+bool is_marker_block(DcmItem *ds, int block);
 /* Delete our block, creator included. */
 void delete_block(DcmDataset *ds);
 
+/* ---- canonical form (canon.cc) --------------------------------------------------------------- */
+
+/* SHA-256 of an attribute's canonical form (tag and values as DCMTK holds them, whatever the
+ * transfer syntax): equal digests, equal attributes. */
+void element_digest(DcmElement *el, Uint8 out[32]);
+
+/* ---- what the encrypted object shows (mark.cc) ----------------------------------------------- */
+
+/* Every instance UID at every depth of `item` through the keyed map (dcmc_uid_map). */
+void map_instance_uids(DcmItem *item, const uint8_t uid_key[32]);
+/* What the encrypted object changes: removed, blanked and added attributes, windows, vendor
+ * private elements (kept when keep_private: the de-identification profile chose them), markers,
+ * every instance UID mapped. */
+void mark_encrypted(DcmDataset *ds, const dcmc_layout &l, const uint8_t uid_key[32],
+                    bool keep_private);
+
 /* ---- protected attributes (protect.cc) ------------------------------------------------------- */
 
-/* The protected bytes: version, original transfer syntax, pixel data tail, original values. */
-std::vector<Uint8> protect(DcmDataset *ds, const std::string &ts_uid, const Pixels &px);
-/* Put the protected originals back; `px` gets the pixel data tail of a version 2 block. */
-void restore(DcmDataset *ds, const Uint8 *p, size_t n, std::string &ts_uid, Pixels &px);
-/* What the encrypted object changes: new UIDs, marker, removed, blanked and added attributes. */
-void mark_encrypted(DcmDataset *ds, const dcmc_layout &l, const dcmc_header &hdr,
-                    const uint8_t uid_key[32]);
+/* The protected bytes (version 3): transfer syntax, pixel data tail, the digests of the bound
+ * attributes of `ds` (the encrypted object), the top-level attributes that differ between
+ * `orig` (the original without its pixel data; consumed) and `ds`, and their original values. */
+std::vector<Uint8> protect(DcmDataset &orig, DcmDataset *ds, const std::string &ts_uid,
+                           const Pixels &px);
+/* Top-level attributes whose canonical form differs between `a` and `b`, or that only one of
+ * them has (pixel data and group lengths aside). */
+std::vector<DcmTagKey> changed_tags(DcmDataset &a, DcmDataset *b);
+/* The bound attributes of `ds` as they were encrypted, or DCMC_ERR_INTEGRITY naming the first
+ * that changed (any version: versions 1 and 2 bind none). */
+void check_bound(DcmDataset *ds, const Uint8 *p, size_t n, const char *in);
+/* check_bound, then the originals put back; `px` gets the pixel data tail. */
+void restore(DcmDataset *ds, const Uint8 *p, size_t n, std::string &ts_uid, Pixels &px,
+             const char *in);
+
+/* ---- the Encrypted Attributes Sequence (eas.cc) ---------------------------------------------- */
+
+/* Add an item to (0400,0500) holding, CMS-enveloped for the key's KEK and dopt's password and
+ * certificates, the original value (from `orig`) of every top-level attribute that differs in
+ * `ds`, except what describes the original pixels. */
+void add_encrypted_attributes(DcmDataset *ds, DcmDataset &orig, const uint8_t uid_key[32],
+                              const dcmc_dicom_options *dopt, const std::string &ts_uid);
+/* Put back what `content` (an opened item of our own, index `at` of the sequence) holds: the
+ * Modified Attributes Sequence's values, attributes the protection added deleted, the item
+ * itself removed; `ts_uid` gets the original transfer syntax. */
+void restore_encrypted_attributes(DcmDataset *ds, DcmDataset &content, int at,
+                                  std::string &ts_uid);
 
 /* ---- writing (save.cc) ----------------------------------------------------------------------- */
 
@@ -192,7 +232,17 @@ E_TransferSyntax output_xfer(DcmDataset *ds, const std::string &ts_uid);
 /* ---- the operations (encrypt.cc, decrypt.cc, dicomdir.cc) ------------------------------------ */
 
 void encrypt(const char *in, const char *out, const dcmc_key *key, const dcmc_kdf *kdf,
-             const uint8_t uid_key[32], const dcmc_options *opt, dcmc_dicom_info *info);
+             const uint8_t uid_key[32], const dcmc_options *opt, const dcmc_dicom_options *dopt,
+             dcmc_dicom_info *info);
+/* What encryption does to a header whose pixel data is out of it (l: the image's layout, or
+ * null for an object without pixels); `orig` is a copy of it from before. */
+void transform_header(DcmDataset *ds, DcmDataset &orig, const dcmc_layout *l,
+                      const uint8_t uid_key[32], const dcmc_dicom_options *dopt,
+                      const std::string &ts_uid);
+/* Objects without pixel data (header.cc). */
+void protect_header(const char *in, const char *out, const uint8_t uid_key[32],
+                    const dcmc_dicom_options *dopt);
+void restore_header(const char *in, const char *out, const uint8_t uid_key[32]);
 void peek(const char *in, dcmc_header *hdr);
 void decrypt(const char *in, const char *out, const dcmc_key *key, int threads,
              dcmc_dicom_info *info);

@@ -280,6 +280,8 @@ void probe(const char *in, bool full, dcmc_dicom_probe_info *pi)
              get_string(ds, DCM_SOPInstanceUID).c_str());
     if (cls == UID_MediaStorageDirectoryStorage || ds->tagExists(DCM_DirectoryRecordSequence))
         pi->kind = DCMC_DICOM_DIRECTORY;
+    else if (is_marker_block(ds, find_block(ds)))
+        pi->kind = DCMC_DICOM_PROTECTED;
     else if (find_block(ds) >= 0)
         pi->kind = DCMC_DICOM_ENCRYPTED;
     else if (ds->tagExists(DCM_PixelData))

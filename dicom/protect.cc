@@ -1,8 +1,13 @@
 /*
- * protect.cc - the attributes encryption changes: the protected bytes that carry their original
- * values encrypted in the payload (docs/dicom.md, "Protected attributes"), what the encrypted
- * object shows instead (new UIDs, marker, removed, blanked and added attributes), and putting
- * the originals back on decryption.
+ * protect.cc - the protected bytes that carry, encrypted in the payload, what encryption changed
+ * (docs/dicom.md, "Protected attributes"): the original transfer syntax, the pixel data tail,
+ * the original value of every top-level attribute the encrypted object shows differently, and the
+ * digests of the attributes it leaves in clear but binds to the MAC. And the way back.
+ *
+ * Version 3 (this release) finds what changed by comparing the dataset before and after the
+ * changes (canonical digests, canon.cc), so the de-identification profile, the UID map at every
+ * depth and the marks need no list of their own here. Versions 1 and 2 (release 0.1) listed the
+ * attributes they touched; restoring them uses that list (kTouchedV1), unchanged.
  */
 #include "internal.h"
 
@@ -15,24 +20,43 @@ namespace dcmci {
 
 namespace {
 
-const char *const kMarker =
-    "ENCRYPTED PIXEL DATA (dcmcrypt): not for diagnosis; restore with dcmdecrypt";
-
-/* Attributes the encryption changes or removes because they show or describe the original
- * pixels; their original values travel encrypted in the payload (format version 1). */
-const DcmTagKey kTouched[] = {
+/* What formats 1 and 2 changed: their readers delete these before inserting the originals. */
+const DcmTagKey kTouchedV1[] = {
     DCM_SOPInstanceUID,           DCM_SeriesInstanceUID,        DCM_ImageComments,
     DCM_DerivationDescription,    DCM_IconImageSequence,        DCM_SmallestImagePixelValue,
     DCM_LargestImagePixelValue,   DCM_SmallestPixelValueInSeries, DCM_LargestPixelValueInSeries,
     DCM_PixelPaddingValue,        DCM_PixelPaddingRangeLimit,   DCM_VOILUTSequence,
     DCM_SamplesPerPixel,          DCM_PhotometricInterpretation, DCM_SOPClassUID,
 };
-/* Of those, the ones the encrypted object does not carry at all. */
-const DcmTagKey kRemoved[] = {
-    DCM_IconImageSequence,        DCM_SmallestImagePixelValue,  DCM_LargestImagePixelValue,
-    DCM_SmallestPixelValueInSeries, DCM_LargestPixelValueInSeries, DCM_PixelPaddingValue,
-    DCM_PixelPaddingRangeLimit,   DCM_VOILUTSequence,
+
+/* The attributes the encrypted object leaves in clear that give the image its identity and its
+ * meaning: whose it is, which object it is (its own SOP Instance UID, so that pixels and block
+ * cannot move to another object), where it lies, and how stored values become physical ones.
+ * Their digests travel in the protected bytes; a change after encryption is an integrity
+ * failure. Order is part of format 3. */
+const DcmTagKey kBound[] = {
+    DCM_PatientName, DCM_PatientID, DCM_IssuerOfPatientID, DCM_OtherPatientIDsSequence,
+    DCM_PatientBirthDate, DCM_PatientSex, DCM_PatientAge, DCM_PatientWeight,
+    DCM_StudyInstanceUID, DCM_SeriesInstanceUID, DCM_SOPInstanceUID, DCM_SOPClassUID,
+    DCM_FrameOfReferenceUID, DCM_Modality, DCM_AccessionNumber, DCM_StudyDate,
+    DCM_ImageType, DCM_PhotometricInterpretation, DCM_NumberOfFrames,
+    DCM_ImagePositionPatient, DCM_ImageOrientationPatient, DCM_PatientOrientation,
+    DCM_PixelSpacing, DCM_ImagerPixelSpacing, DCM_NominalScannedPixelSpacing,
+    DCM_PixelAspectRatio, DCM_SliceThickness, DCM_SpacingBetweenSlices, DCM_SliceLocation,
+    DCM_Laterality, DCM_ImageLaterality, DCM_ViewPosition, DCM_BodyPartExamined,
+    DCM_RescaleSlope, DCM_RescaleIntercept, DCM_RescaleType, DCM_ModalityLUTSequence,
+    DCM_WindowCenter, DCM_WindowWidth, DCM_VOILUTFunction, DCM_PresentationLUTShape,
+    DCM_PixelIntensityRelationship, DCM_PixelIntensityRelationshipSign,
+    DCM_RedPaletteColorLookupTableDescriptor, DCM_GreenPaletteColorLookupTableDescriptor,
+    DCM_BluePaletteColorLookupTableDescriptor, DCM_RedPaletteColorLookupTableData,
+    DCM_GreenPaletteColorLookupTableData, DCM_BluePaletteColorLookupTableData,
+    DCM_SegmentedRedPaletteColorLookupTableData, DCM_SegmentedGreenPaletteColorLookupTableData,
+    DCM_SegmentedBluePaletteColorLookupTableData, DCM_Units, DCM_RealWorldValueMappingSequence,
+    DCM_SequenceOfUltrasoundRegions, DCM_SharedFunctionalGroupsSequence,
+    DCM_PerFrameFunctionalGroupsSequence, DCM_LossyImageCompression,
+    DCM_PatientIdentityRemoved, DCM_EncryptedAttributesSequence,
 };
+constexpr size_t kBoundDigest = 16; /* bytes of each SHA-256 kept: a forgery needs 2^128 work */
 
 bool is_overlay_data(const DcmTagKey &k)
 {
@@ -40,136 +64,73 @@ bool is_overlay_data(const DcmTagKey &k)
            k.getElement() == 0x3000;
 }
 
-/* A dataset of the originals of every protected attribute the object has. */
-void collect_originals(DcmDataset *ds, DcmDataset &prot)
+void put32(std::vector<Uint8> &b, Uint32 v)
 {
-    for (const DcmTagKey &k : kTouched) {
-        DcmElement *el = nullptr;
-        if (ds->findAndGetElement(k, el).good() && el)
-            prot.insert(OFstatic_cast(DcmElement *, el->clone()), OFTrue);
-    }
-    for (unsigned long i = 0; i < ds->card(); i++) {
-        DcmElement *el = ds->getElement(i);
-        if (el && is_overlay_data(el->getTag()))
-            prot.insert(OFstatic_cast(DcmElement *, el->clone()), OFTrue);
-    }
-}
-
-/* The version 2 tail: its length (LE32), then its bytes, from buf[off]. */
-size_t put_tail(std::vector<Uint8> &buf, size_t off, const Pixels &px)
-{
-    if (px.tail.size() > 0xFFFFFFFFu)
-        fail(DCMC_ERR_UNSUPPORTED, "pixel data tail too long");
-    const Uint32 tl = (Uint32)px.tail.size();
     for (int i = 0; i < 4; i++)
-        buf[off + i] = (Uint8)(tl >> (8 * i));
-    if (tl)
-        memcpy(buf.data() + off + 4, px.tail.data(), tl);
-    return off + 4 + tl;
+        b.push_back((Uint8)(v >> (8 * i)));
 }
 
-/* The version byte, the transfer syntax and the tail of the protected bytes `p`: returns where
- * the dataset starts. */
-size_t read_prefix(const Uint8 *p, size_t n, std::string &ts_uid, Pixels &px)
+Uint32 get32(const Uint8 *p)
 {
-    if (n < 2 || (p[0] != 1 && p[0] != 2) || (size_t)2 + p[1] > n)
-        fail(DCMC_ERR_FORMAT, "protected attributes are malformed");
-    ts_uid.assign(reinterpret_cast<const char *>(p + 2), p[1]);
-    size_t off = 2 + (size_t)p[1];
-    if (p[0] == 2) {
-        if (n - off < 4)
-            fail(DCMC_ERR_FORMAT, "protected attributes are malformed");
-        const size_t tl = (size_t)p[off] | (size_t)p[off + 1] << 8 | (size_t)p[off + 2] << 16 |
-                          (size_t)p[off + 3] << 24;
-        if (n - off - 4 < tl)
-            fail(DCMC_ERR_FORMAT, "protected attributes are malformed");
-        px.tail.assign(p + off + 4, p + off + 4 + tl);
-        px.has_tail = true;
-        off += 4 + tl;
-    }
-    return off;
+    return (Uint32)p[0] | (Uint32)p[1] << 8 | (Uint32)p[2] << 16 | (Uint32)p[3] << 24;
 }
 
-/* New SOP and Series Instance UIDs, mapped with the UID key. */
-void map_uids(DcmDataset *ds, const dcmc_header &hdr, const uint8_t uid_key[32])
+Uint32 tag32(const DcmTagKey &k)
 {
-    const DcmTagKey uids[] = {DCM_SOPInstanceUID, DCM_SeriesInstanceUID};
-    for (const DcmTagKey &k : uids) {
-        std::string old = get_string(ds, k);
-        if (old.empty() && k == DCM_SOPInstanceUID) {
-            /* An ACR-NEMA object without one: the encrypted object still needs its own UID.
-             * Nothing to map, so it comes from this encryption's nonce. */
-            old = "dcmcrypt-nonce:";
-            for (uint8_t b : hdr.nonce) {
-                char h[3];
-                snprintf(h, sizeof h, "%02x", b);
-                old += h;
-            }
-        }
-        if (old.empty())
-            continue;
-        char mapped[65];
-        dcmc_status st = dcmc_uid_map(uid_key, old.c_str(), mapped);
-        if (st != DCMC_OK)
-            fail(st, "cannot derive a new UID: %s", dcmc_status_str(st));
-        ds->putAndInsertString(k, mapped);
-    }
+    return (Uint32)k.getGroup() << 16 | k.getElement();
 }
 
-/* ACR-NEMA objects may lack these; a DICOM image needs them (PS3.3 C.7.6.3). */
-void add_missing_image_attributes(DcmDataset *ds, const dcmc_layout &l)
+/* The bound digest of one attribute as `ds` holds it; absent is its own value. */
+void bound_digest(DcmDataset *ds, const DcmTagKey &k, Uint8 out[kBoundDigest])
 {
-    if (!ds->tagExists(DCM_SamplesPerPixel))
-        ds->putAndInsertUint16(DCM_SamplesPerPixel, (Uint16)l.samples);
-    if (!ds->tagExists(DCM_PhotometricInterpretation) && l.samples == 1)
-        ds->putAndInsertString(DCM_PhotometricInterpretation, "MONOCHROME2");
-    if (get_string(ds, DCM_SOPClassUID).empty()) {
-        const std::string mod = get_string(ds, DCM_Modality);
-        const char *cls = mod == "CT"   ? UID_CTImageStorage
-                          : mod == "MR" ? UID_MRImageStorage
-                          : mod == "CR" ? UID_ComputedRadiographyImageStorage
-                          : mod == "US" ? UID_UltrasoundImageStorage
-                                        : UID_SecondaryCaptureImageStorage;
-        ds->putAndInsertString(DCM_SOPClassUID, cls);
-    }
-}
-
-/* Overlay bitmaps are blanked, not removed: the Overlay Plane module stays complete. */
-void blank_overlays(DcmDataset *ds)
-{
-    for (unsigned long i = 0; i < ds->card(); i++) {
-        DcmElement *el = ds->getElement(i);
-        if (el && is_overlay_data(el->getTag())) {
-            std::vector<Uint8> zero(el->getLength(), 0);
-            if (el->getVR() == EVR_OW)
-                el->putUint16Array(reinterpret_cast<const Uint16 *>(zero.data()), zero.size() / 2);
-            else
-                el->putUint8Array(zero.data(), zero.size());
-        }
-    }
+    DcmElement *el = nullptr;
+    Uint8 d[32];
+    if (ds->findAndGetElement(k, el).good() && el)
+        element_digest(el, d);
+    else
+        memset(d, 0, sizeof d);
+    memcpy(out, d, kBoundDigest);
 }
 
 } // namespace
 
-/* Protected bytes (docs/dicom.md): version, original transfer syntax UID, in version 2 the pixel
- * data tail, then a dataset of the originals. Version 1 where there is no tail, so that what
- * every earlier release wrote stays what an ordinary object gives. */
-std::vector<Uint8> protect(DcmDataset *ds, const std::string &ts_uid, const Pixels &px)
+/* The pixel data and group lengths aside: the pixels are the cipher's, lengths are written. */
+std::vector<DcmTagKey> changed_tags(DcmDataset &a, DcmDataset *b)
 {
-    DcmDataset prot;
-    collect_originals(ds, prot);
+    std::vector<DcmTagKey> out;
+    auto skip = [](const DcmTagKey &k) { return k == DCM_PixelData || k.getElement() == 0; };
+    for (unsigned long i = 0; i < a.card(); i++) {
+        DcmElement *x = a.getElement(i);
+        const DcmTagKey k = x->getTag();
+        DcmElement *y = nullptr;
+        if (skip(k))
+            continue;
+        if (b->findAndGetElement(k, y).bad() || !y) {
+            out.push_back(k);
+            continue;
+        }
+        Uint8 dx[32], dy[32];
+        element_digest(x, dx);
+        element_digest(y, dy);
+        if (memcmp(dx, dy, sizeof dx) != 0)
+            out.push_back(k);
+    }
+    for (unsigned long i = 0; i < b->card(); i++) {
+        const DcmTagKey k = b->getElement(i)->getTag();
+        if (!skip(k) && !a.tagExists(k))
+            out.push_back(k);
+    }
+    return out;
+}
+
+namespace {
+
+void serialise(DcmDataset &prot, std::vector<Uint8> &buf)
+{
     const E_TransferSyntax xfer = EXS_LittleEndianExplicit;
-    Uint32 len = prot.calcElementLength(xfer, EET_ExplicitLength);
-    if (ts_uid.size() > 64)
-        fail(DCMC_ERR_FORMAT, "transfer syntax UID longer than 64 characters");
-    const size_t tail_room = px.has_tail ? 4 + px.tail.size() : 0;
-    std::vector<Uint8> buf(2 + ts_uid.size() + tail_room + len + 64);
-    buf[0] = px.has_tail ? 2 : 1;
-    buf[1] = (Uint8)ts_uid.size();
-    memcpy(buf.data() + 2, ts_uid.data(), ts_uid.size());
-    size_t off = 2 + ts_uid.size();
-    if (px.has_tail)
-        off = put_tail(buf, off, px);
+    const size_t off = buf.size();
+    const Uint32 len = prot.calcElementLength(xfer, EET_ExplicitLength);
+    buf.resize(off + len + 64);
     DcmOutputBufferStream os(buf.data() + off, (offile_off_t)(buf.size() - off));
     prot.transferInit();
     OFCondition c = prot.write(os, xfer, EET_ExplicitLength, nullptr);
@@ -180,53 +141,164 @@ std::vector<Uint8> protect(DcmDataset *ds, const std::string &ts_uid, const Pixe
     offile_off_t n = 0;
     os.flushBuffer(written, n);
     buf.resize(off + (size_t)n);
+}
+
+void parse(const Uint8 *p, size_t n, DcmDataset &prot)
+{
+    if (n == 0)
+        return;
+    /* Authenticated bytes, but bytes of the input all the same: inside the parse boundary. */
+    OFCondition c = parsing("the protected attributes", [&] {
+        DcmInputBufferStream is;
+        is.setBuffer(p, (offile_off_t)n);
+        is.setEos();
+        prot.transferInit();
+        OFCondition rc = prot.read(is, EXS_LittleEndianExplicit, EGL_noChange);
+        prot.transferEnd();
+        return rc;
+    });
+    if (c.bad())
+        fail(DCMC_ERR_FORMAT, "protected attributes cannot be parsed: %s", c.text());
+}
+
+[[noreturn]] void malformed()
+{
+    fail(DCMC_ERR_FORMAT, "protected attributes are malformed");
+}
+
+/* The parts of protected bytes, after their version byte and transfer syntax. */
+struct Parts {
+    int version = 0;
+    const Uint8 *bound = nullptr; /* version 3: count of (tag, digest) records */
+    Uint32 n_bound = 0;
+    std::vector<DcmTagKey> touched; /* version 3 */
+    size_t dataset = 0;             /* where the dataset starts */
+};
+
+/* Version byte, transfer syntax, tail (versions 2 and 3), bound digests and touched tags
+ * (version 3): everything before the dataset, checked against the length. */
+Parts read_prefix(const Uint8 *p, size_t n, std::string &ts_uid, Pixels &px)
+{
+    Parts r;
+    if (n < 2 || p[0] < 1 || p[0] > 3 || (size_t)2 + p[1] > n)
+        malformed();
+    r.version = p[0];
+    ts_uid.assign(reinterpret_cast<const char *>(p + 2), p[1]);
+    size_t off = 2 + (size_t)p[1];
+    if (r.version >= 2) {
+        if (n - off < 4 || n - off - 4 < get32(p + off))
+            malformed();
+        const size_t tl = get32(p + off);
+        px.tail.assign(p + off + 4, p + off + 4 + tl);
+        px.has_tail = r.version == 2 || tl > 0;
+        off += 4 + tl;
+    }
+    if (r.version == 3) {
+        if (n - off < 4 || (n - off - 4) / (4 + kBoundDigest) < get32(p + off))
+            malformed();
+        r.n_bound = get32(p + off);
+        r.bound = p + off + 4;
+        off += 4 + (size_t)r.n_bound * (4 + kBoundDigest);
+        if (n - off < 4 || (n - off - 4) / 4 < get32(p + off))
+            malformed();
+        const Uint32 nt = get32(p + off);
+        for (Uint32 i = 0; i < nt; i++) {
+            const Uint32 t = get32(p + off + 4 + 4 * (size_t)i);
+            r.touched.emplace_back((Uint16)(t >> 16), (Uint16)t);
+        }
+        off += 4 + 4 * (size_t)nt;
+    }
+    r.dataset = off;
+    return r;
+}
+
+/* Every bound attribute of the encrypted object must be as it was encrypted. */
+void check_parts(DcmDataset *ds, const Parts &r, const char *in)
+{
+    for (Uint32 i = 0; i < r.n_bound; i++) {
+        const Uint8 *rec = r.bound + (size_t)i * (4 + kBoundDigest);
+        const Uint32 t = get32(rec);
+        const DcmTagKey k((Uint16)(t >> 16), (Uint16)t);
+        Uint8 d[kBoundDigest];
+        bound_digest(ds, k, d);
+        if (memcmp(d, rec + 4, kBoundDigest) != 0)
+            fail(DCMC_ERR_INTEGRITY,
+                 "%s: integrity check failed: %s (%04x,%04x) was changed after encryption", in,
+                 DcmTag(k).getTagName(), k.getGroup(), k.getElement());
+    }
+}
+
+} // namespace
+
+/* Protected bytes, version 3 (docs/dicom.md): 3, the original transfer syntax, the tail, the
+ * bound digests of `ds` as it will be written, the touched tags, then a dataset of the original
+ * value of every touched tag `orig` has. */
+std::vector<Uint8> protect(DcmDataset &orig, DcmDataset *ds, const std::string &ts_uid,
+                           const Pixels &px)
+{
+    if (ts_uid.size() > 64)
+        fail(DCMC_ERR_FORMAT, "transfer syntax UID longer than 64 characters");
+    if (px.tail.size() > 0xFFFFFFFFu)
+        fail(DCMC_ERR_UNSUPPORTED, "pixel data tail too long");
+    std::vector<Uint8> buf;
+    buf.reserve(2 + ts_uid.size() + 8 + px.tail.size());
+    buf.push_back(3);
+    buf.push_back((Uint8)ts_uid.size());
+    for (char ch : ts_uid)
+        buf.push_back((Uint8)ch);
+    put32(buf, (Uint32)px.tail.size());
+    buf.insert(buf.end(), px.tail.begin(), px.tail.end());
+    put32(buf, (Uint32)(sizeof kBound / sizeof kBound[0]));
+    for (const DcmTagKey &k : kBound) {
+        Uint8 d[kBoundDigest];
+        bound_digest(ds, k, d);
+        put32(buf, tag32(k));
+        buf.insert(buf.end(), d, d + kBoundDigest);
+    }
+    const std::vector<DcmTagKey> touched = changed_tags(orig, ds);
+    put32(buf, (Uint32)touched.size());
+    DcmDataset prot;
+    for (const DcmTagKey &k : touched) {
+        put32(buf, tag32(k));
+        DcmElement *el = orig.remove(k);
+        if (el)
+            prot.insert(el, OFTrue);
+    }
+    serialise(prot, buf);
     return buf;
 }
 
-void restore(DcmDataset *ds, const Uint8 *p, size_t n, std::string &ts_uid, Pixels &px)
+void check_bound(DcmDataset *ds, const Uint8 *p, size_t n, const char *in)
 {
-    const size_t off = read_prefix(p, n, ts_uid, px);
+    std::string ts;
+    Pixels px;
+    check_parts(ds, read_prefix(p, n, ts, px), in);
+}
+
+void restore(DcmDataset *ds, const Uint8 *p, size_t n, std::string &ts_uid, Pixels &px,
+             const char *in)
+{
+    const Parts r = read_prefix(p, n, ts_uid, px);
+    check_parts(ds, r, in);
     DcmDataset prot;
-    if (n > off) {
-        /* Authenticated bytes, but bytes of the input all the same: inside the parse boundary. */
-        OFCondition c = parsing("the protected attributes", [&] {
-            DcmInputBufferStream is;
-            is.setBuffer(p + off, (offile_off_t)(n - off));
-            is.setEos();
-            prot.transferInit();
-            OFCondition rc = prot.read(is, EXS_LittleEndianExplicit, EGL_noChange);
-            prot.transferEnd();
-            return rc;
-        });
-        if (c.bad())
-            fail(DCMC_ERR_FORMAT, "protected attributes cannot be parsed: %s", c.text());
-    }
-    for (const DcmTagKey &k : kTouched)
-        ds->findAndDeleteElement(k);
-    for (unsigned long i = ds->card(); i-- > 0;) {
-        DcmElement *el = ds->getElement(i);
-        if (el && is_overlay_data(el->getTag()))
-            delete ds->remove(el);
+    parse(p + r.dataset, n - r.dataset, prot);
+    if (r.version == 3) {
+        for (const DcmTagKey &k : r.touched)
+            ds->findAndDeleteElement(k);
+    } else {
+        for (const DcmTagKey &k : kTouchedV1)
+            ds->findAndDeleteElement(k);
+        for (unsigned long i = ds->card(); i-- > 0;) {
+            DcmElement *el = ds->getElement(i);
+            if (el && is_overlay_data(el->getTag()))
+                delete ds->remove(el);
+        }
     }
     while (prot.card() > 0) {
         DcmElement *el = prot.remove((unsigned long)0);
         if (el)
             ds->insert(el, OFTrue);
     }
-}
-
-void mark_encrypted(DcmDataset *ds, const dcmc_layout &l, const dcmc_header &hdr,
-                    const uint8_t uid_key[32])
-{
-    /* What showed the original pixels goes; the originals are in the payload. */
-    for (const DcmTagKey &k : kRemoved)
-        ds->findAndDeleteElement(k);
-    add_missing_image_attributes(ds, l);
-    blank_overlays(ds);
-    map_uids(ds, hdr, uid_key);
-    ds->putAndInsertString(DCM_ImageComments, kMarker);
-    ds->putAndInsertString(DCM_DerivationDescription,
-                           "Pixel data encrypted by dcmcrypt (AT-ResNet-CM); not for diagnosis");
 }
 
 } // namespace dcmci

@@ -92,7 +92,7 @@ static void test_roundtrip_samples(void)
             fprintf(stderr, "\n  %s: %s", files[i], msg);
             continue;
         }
-        st = dcmc_dicom_encrypt(in, tmp("e.dcm"), &key, NULL, uk, NULL, &info2, msg, sizeof msg);
+        st = dcmc_dicom_encrypt(in, tmp("e.dcm"), &key, NULL, uk, NULL, NULL, &info2, msg, sizeof msg);
         CU_ASSERT_EQUAL(st, DCMC_OK);
         if (st != DCMC_OK)
             fprintf(stderr, "\n  %s: %s", files[i], msg);
@@ -159,9 +159,9 @@ static void test_uids_and_marker(void)
     test_key(&other, uk2, 2);
     char msg[DCMC_DICOM_MSG];
     const char *in = sample("pydicom_CT_small_128x128.dcm");
-    CU_ASSERT_EQUAL(dcmc_dicom_encrypt(in, tmp("a.dcm"), &key, NULL, uk, NULL, NULL, msg, sizeof msg), DCMC_OK);
-    CU_ASSERT_EQUAL(dcmc_dicom_encrypt(in, tmp("b.dcm"), &key, NULL, uk, NULL, NULL, msg, sizeof msg), DCMC_OK);
-    CU_ASSERT_EQUAL(dcmc_dicom_encrypt(in, tmp("c.dcm"), &other, NULL, uk2, NULL, NULL, msg, sizeof msg), DCMC_OK);
+    CU_ASSERT_EQUAL(dcmc_dicom_encrypt(in, tmp("a.dcm"), &key, NULL, uk, NULL, NULL, NULL, msg, sizeof msg), DCMC_OK);
+    CU_ASSERT_EQUAL(dcmc_dicom_encrypt(in, tmp("b.dcm"), &key, NULL, uk, NULL, NULL, NULL, msg, sizeof msg), DCMC_OK);
+    CU_ASSERT_EQUAL(dcmc_dicom_encrypt(in, tmp("c.dcm"), &other, NULL, uk2, NULL, NULL, NULL, msg, sizeof msg), DCMC_OK);
     size_t na = 0, nb = 0, nc = 0, no = 0;
     uint8_t *a = slurp(tmp("a.dcm"), &na), *b = slurp(tmp("b.dcm"), &nb), *c = slurp(tmp("c.dcm"), &nc);
     uint8_t *o = slurp(in, &no);
@@ -185,7 +185,7 @@ static void test_uids_and_marker(void)
     CU_ASSERT_EQUAL(dcmc_dicom_peek(tmp("a.dcm"), &h, msg, sizeof msg), DCMC_OK);
     CU_ASSERT_EQUAL(h.preset.id, DCMC_PRESET_AT_RESNET_CM);
     CU_ASSERT_EQUAL(dcmc_dicom_peek(in, &h, msg, sizeof msg), DCMC_ERR_NOT_ENCRYPTED);
-    CU_ASSERT_EQUAL(dcmc_dicom_encrypt(tmp("a.dcm"), tmp("x.dcm"), &key, NULL, uk, NULL, NULL, msg, sizeof msg),
+    CU_ASSERT_EQUAL(dcmc_dicom_encrypt(tmp("a.dcm"), tmp("x.dcm"), &key, NULL, uk, NULL, NULL, NULL, msg, sizeof msg),
                     DCMC_ERR_ALREADY_ENCRYPTED);
     CU_ASSERT_EQUAL(dcmc_dicom_decrypt(in, tmp("x.dcm"), &key, 0, NULL, msg, sizeof msg),
                     DCMC_ERR_NOT_ENCRYPTED);
@@ -212,7 +212,7 @@ static void test_wrong_key_and_tampering(void)
     test_key(&other, uk2, 2);
     char msg[DCMC_DICOM_MSG];
     CU_ASSERT_EQUAL_FATAL(dcmc_dicom_encrypt(sample("pydicom_MR_small_bigendian.dcm"), tmp("e.dcm"), &key,
-                                             NULL, uk, NULL, NULL, msg, sizeof msg), DCMC_OK);
+                                             NULL, uk, NULL, NULL, NULL, msg, sizeof msg), DCMC_OK);
     unlink(tmp("d.dcm"));
     CU_ASSERT_EQUAL(dcmc_dicom_decrypt(tmp("e.dcm"), tmp("d.dcm"), &other, 0, NULL, msg, sizeof msg),
                     DCMC_ERR_WRONG_KEY);
@@ -265,13 +265,13 @@ static void test_refused_inputs(void)
     test_key(&key, uk, 1);
     char msg[DCMC_DICOM_MSG];
     CU_ASSERT_EQUAL(dcmc_dicom_encrypt(sample("pydicom_MR_truncated.dcm"), tmp("x.dcm"), &key, NULL, uk,
-                                       NULL, NULL, msg, sizeof msg), DCMC_ERR_FORMAT);
+                                       NULL, NULL, NULL, msg, sizeof msg), DCMC_ERR_FORMAT);
     CU_ASSERT_EQUAL(dcmc_dicom_encrypt(sample("pydicom-data_parametric_map_float.dcm"), tmp("x.dcm"), &key,
-                                       NULL, uk, NULL, NULL, msg, sizeof msg), DCMC_ERR_UNSUPPORTED);
+                                       NULL, uk, NULL, NULL, NULL, msg, sizeof msg), DCMC_ERR_UNSUPPORTED);
     CU_ASSERT_EQUAL(dcmc_dicom_encrypt("/nonexistent.dcm", tmp("x.dcm"), &key, NULL, uk, NULL, NULL,
-                                       msg, sizeof msg), DCMC_ERR_IO);
+                                       NULL, msg, sizeof msg), DCMC_ERR_IO);
     spit(tmp("junk.dcm"), (const uint8_t *)"not dicom at all", 16);
-    CU_ASSERT_EQUAL(dcmc_dicom_encrypt(tmp("junk.dcm"), tmp("x.dcm"), &key, NULL, uk, NULL, NULL, msg,
+    CU_ASSERT_EQUAL(dcmc_dicom_encrypt(tmp("junk.dcm"), tmp("x.dcm"), &key, NULL, uk, NULL, NULL, NULL, msg,
                                        sizeof msg), DCMC_ERR_FORMAT);
     /* An object without pixel data (built here: a meta header and a few attributes). */
     uint8_t sr[512];
@@ -296,7 +296,7 @@ static void test_refused_inputs(void)
     EL(0x0008, 0x0060, "CS", "SR");
 #undef EL
     spit(tmp("sr.dcm"), sr, n);
-    CU_ASSERT_EQUAL(dcmc_dicom_encrypt(tmp("sr.dcm"), tmp("x.dcm"), &key, NULL, uk, NULL, NULL, msg,
+    CU_ASSERT_EQUAL(dcmc_dicom_encrypt(tmp("sr.dcm"), tmp("x.dcm"), &key, NULL, uk, NULL, NULL, NULL, msg,
                                        sizeof msg), DCMC_ERR_NOT_IMAGE);
     CU_ASSERT_PTR_NOT_NULL(strstr(msg, "no pixel data"));
 }
@@ -310,9 +310,9 @@ static void test_unwritable_output(void)
     const char *in = sample("pydicom_SC_rgb_small_odd_3x3.dcm");
     /* A full disk: /dev/full refuses every write with ENOSPC. */
     if (access("/dev/full", W_OK) == 0)
-        CU_ASSERT_EQUAL(dcmc_dicom_encrypt(in, "/dev/full", &key, NULL, uk, NULL, NULL, msg, sizeof msg),
+        CU_ASSERT_EQUAL(dcmc_dicom_encrypt(in, "/dev/full", &key, NULL, uk, NULL, NULL, NULL, msg, sizeof msg),
                         DCMC_ERR_WRITE);
-    CU_ASSERT_EQUAL(dcmc_dicom_encrypt(in, "/nonexistent/dir/out.dcm", &key, NULL, uk, NULL, NULL, msg,
+    CU_ASSERT_EQUAL(dcmc_dicom_encrypt(in, "/nonexistent/dir/out.dcm", &key, NULL, uk, NULL, NULL, NULL, msg,
                                        sizeof msg), DCMC_ERR_WRITE);
 }
 
@@ -405,7 +405,7 @@ static void test_j2k_mismatch(void)
         unlink(tmp("x.dcm"));
         const dcmc_status want = cases[i].says ? DCMC_ERR_FORMAT : DCMC_OK;
         dcmc_status st = dcmc_dicom_encrypt(tmp("j2k.dcm"), tmp("x.dcm"), &key, NULL, uk, NULL, NULL,
-                                            msg, sizeof msg);
+                                            NULL, msg, sizeof msg);
         CU_ASSERT_EQUAL(st, want);
         if (st != want)
             fprintf(stderr, "\n  (0028,%04x) = %u: status %d (%s)", cases[i].set[0][0],

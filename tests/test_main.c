@@ -24,6 +24,8 @@ static const suite_entry k_suites[] = {
     {"stats", dcmc_test_register_stats},
     {"dicom", dcmc_test_register_dicom},
     {"prescan", dcmc_test_register_prescan},
+    {"deid", dcmc_test_register_deid},
+    {"cms", dcmc_test_register_cms},
 };
 
 int main(int argc, char **argv)

@@ -267,6 +267,15 @@ DCMC_API DCMC_NODISCARD DCMC_NONNULL(1, 2) dcmc_status
     dcmc_image_verify(const dcmc_key *key, const dcmc_header *hdr, const uint8_t *pixels,
                       size_t pixels_len, const uint8_t *payload, size_t payload_len);
 
+/* The checks of dcmc_image_verify, then only the payload decrypted: *attrs (allocated here,
+ * dcmc_free) gets the protected bytes, the pixels stay encrypted. For containers that keep
+ * authenticated facts in their protected bytes (the DICOM layer's bound attributes) and must
+ * check them without paying for the pixels. */
+DCMC_API DCMC_NODISCARD DCMC_NONNULL(1, 2) dcmc_status
+    dcmc_image_open_attrs(const dcmc_key *key, const dcmc_header *hdr, const uint8_t *pixels,
+                          size_t pixels_len, const uint8_t *payload, size_t payload_len,
+                          uint8_t **attrs, size_t *attrs_len);
+
 /* New UID for an original one: "2.25." and the decimal value of the first 128 bits of
  * HMAC-SHA256(uid_key, uid), so one key maps a study the same way in every file and run.
  * out must hold 65 bytes. */

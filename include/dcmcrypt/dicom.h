@@ -29,11 +29,42 @@ typedef struct dcmc_dicom_info {
     uint64_t read_ns, cipher_ns, write_ns; /* load + decode, cipher, encode + save */
 } dcmc_dicom_info;
 
-/* Encrypt `in` to `out`. kdf: how key was made (NULL = key file). uid_key: see dcmc_uid_map. */
+/* Options of the PS3.15 Annex E profile (docs/deidentification.md), as bits of
+ * dcmc_dicom_options.deid_options. */
+#define DCMC_DEID_SAFE_PRIVATE 0x001u          /* Retain Safe Private (113111) */
+#define DCMC_DEID_DEVICE 0x004u                /* Retain Device Identity (113109) */
+#define DCMC_DEID_INSTITUTION 0x008u           /* Retain Institution Identity (113112) */
+#define DCMC_DEID_PATIENT_CHARS 0x010u         /* Retain Patient Characteristics (113108) */
+#define DCMC_DEID_FULL_DATES 0x020u            /* Retain Longitudinal Full Dates (113106) */
+#define DCMC_DEID_MODIFIED_DATES 0x040u        /* ... with Modified Dates (113107) */
+#define DCMC_DEID_CLEAN_DESCRIPTORS 0x080u     /* Clean Descriptors (113105) */
+#define DCMC_DEID_CLEAN_STRUCTURED 0x100u      /* Clean Structured Content (113104) */
+#define DCMC_DEID_CLEAN_GRAPHICS 0x200u        /* Clean Graphics (113103) */
+/* What --deidentify uses unless told otherwise. */
+#define DCMC_DEID_DEFAULTS                                                                         \
+    (DCMC_DEID_MODIFIED_DATES | DCMC_DEID_PATIENT_CHARS | DCMC_DEID_SAFE_PRIVATE |                  \
+     DCMC_DEID_CLEAN_DESCRIPTORS)
+
+/* What the DICOM layer does besides the pixels (zeroed = the default: no de-identification). */
+typedef struct dcmc_dicom_options {
+    int deidentify;         /* apply PS3.15 Annex E with deid_options */
+    unsigned deid_options;  /* DCMC_DEID_* */
+    /* X.509 certificates (PEM files) that also receive the Encrypted Attributes Sequence. */
+    const char *const *recipients;
+    size_t n_recipients;
+    /* A passphrase for a CMS password recipient (PBKDF2) of that sequence; NULL: none. */
+    const char *password;
+    size_t password_len;
+} dcmc_dicom_options;
+
+/* Encrypt `in` to `out`. kdf: how key was made (NULL = key file). uid_key: see dcmc_uid_map;
+ * it also keys the pseudonyms, the date shift and the Encrypted Attributes Sequence's key.
+ * dopt: NULL = no de-identification. */
 DCMC_API DCMC_NONNULL(1, 2, 3) dcmc_status
     dcmc_dicom_encrypt(const char *in, const char *out, const dcmc_key *key, const dcmc_kdf *kdf,
-                       const uint8_t uid_key[32], const dcmc_options *opt, dcmc_dicom_info *info,
-                       char *msg, size_t msg_len);
+                       const uint8_t uid_key[32], const dcmc_options *opt,
+                       const dcmc_dicom_options *dopt, dcmc_dicom_info *info, char *msg,
+                       size_t msg_len);
 
 /* Read the cipher header of an encrypted object without decrypting (e.g. to learn its KDF salt
  * before asking for a passphrase). DCMC_ERR_NOT_ENCRYPTED if it is not one of ours. */
@@ -58,7 +89,8 @@ enum {
     DCMC_DICOM_IMAGE = 1,     /* has pixel data, not encrypted by dcmcrypt */
     DCMC_DICOM_ENCRYPTED = 2, /* carries the dcmcrypt private block */
     DCMC_DICOM_NO_PIXELS = 3, /* a DICOM object without pixel data (SR, presentation state...) */
-    DCMC_DICOM_DIRECTORY = 4  /* a DICOMDIR (Media Storage Directory) */
+    DCMC_DICOM_DIRECTORY = 4, /* a DICOMDIR (Media Storage Directory) */
+    DCMC_DICOM_PROTECTED = 5  /* no pixel data; header protected by dcmc_dicom_protect_header */
 };
 typedef struct dcmc_dicom_probe_info {
     int kind;                  /* DCMC_DICOM_* */
@@ -71,8 +103,23 @@ typedef struct dcmc_dicom_probe_info {
 DCMC_API dcmc_status dcmc_dicom_probe(const char *in, int full, dcmc_dicom_probe_info *info,
                                       char *msg, size_t msg_len);
 
+/* An object without pixel data (SR, key object selection, presentation state, RT structure
+ * set...) in an encrypted tree: every instance UID through the same keyed map as the images, so
+ * its references still resolve, and with dopt->deidentify the same profile; the originals in an
+ * Encrypted Attributes Sequence (KEK from uid_key, and dopt's password and certificates), and a
+ * marker block (0011,xx05). An object with pixel data: DCMC_ERR_UNSUPPORTED. */
+DCMC_API DCMC_NONNULL(1, 2, 3) dcmc_status
+    dcmc_dicom_protect_header(const char *in, const char *out, const uint8_t uid_key[32],
+                              const dcmc_dicom_options *dopt, char *msg, size_t msg_len);
+
+/* The way back: the sequence item the UID key opens gives the original values; everything the
+ * protection added goes. No such item: DCMC_ERR_WRONG_KEY; not protected: DCMC_ERR_NOT_ENCRYPTED. */
+DCMC_API DCMC_NODISCARD DCMC_NONNULL(1, 2, 3) dcmc_status
+    dcmc_dicom_restore_header(const char *in, const char *out, const uint8_t uid_key[32],
+                              char *msg, size_t msg_len);
+
 /* Check an encrypted object without decrypting or writing anything: header, layout, key check
- * value and MAC (DCMC_ERR_WRONG_KEY, DCMC_ERR_INTEGRITY). sop_uid (may be NULL, 65 bytes) gets
+ * value, MAC and bound attributes (DCMC_ERR_WRONG_KEY, DCMC_ERR_INTEGRITY). sop_uid (may be NULL, 65 bytes) gets
  * the object's SOP Instance UID. */
 DCMC_API DCMC_NODISCARD DCMC_NONNULL(1, 2) dcmc_status
     dcmc_dicom_verify(const char *in, const dcmc_key *key, char sop_uid[65], char *msg,

@@ -249,6 +249,67 @@ dcmc_status dcmc_image_verify(const dcmc_key *key, const dcmc_header *hdr,
     return st;
 }
 
+/* After authenticate(): the payload decrypted into a new buffer *pl (payload_len bytes, the
+ * caller releases it with dcmc_free), checked for a well-formed attrs length and residue flag. */
+static dcmc_status open_payload(const uint8_t prk[32], const uint8_t *payload, size_t payload_len,
+                                size_t pixels_len, uint8_t **pl_out, size_t *alen_out)
+{
+    uint8_t *pl = malloc(payload_len);
+    if (pl == NULL)
+        return DCMC_ERR_NOMEM;
+    memcpy(pl, payload, payload_len);
+    dcmc_status st = payload_crypt(prk, pl, payload_len);
+    /* Authenticated from here on; the checks below only catch a faulty encoder. */
+    size_t alen = st == DCMC_OK ? dcmci_load32le(pl) : 0;
+    if (st == DCMC_OK && (alen > payload_len - 5 || pl[4 + alen] > 1))
+        st = DCMC_ERR_FORMAT;
+    if (st == DCMC_OK && payload_len - 5 - alen != (pl[4 + alen] ? pixels_len : 0))
+        st = DCMC_ERR_FORMAT;
+    if (st != DCMC_OK) {
+        dcmc_free(pl, payload_len);
+        return st;
+    }
+    *pl_out = pl;
+    *alen_out = alen;
+    return DCMC_OK;
+}
+
+/* A copy of the attrs bytes of a decrypted payload (malloc'd; at least one byte). */
+static dcmc_status copy_attrs(const uint8_t *pl, size_t alen, uint8_t **attrs, size_t *attrs_len)
+{
+    uint8_t *out = malloc(alen ? alen : 1);
+    if (out == NULL)
+        return DCMC_ERR_NOMEM;
+    memcpy(out, pl + 4, alen);
+    *attrs = out;
+    *attrs_len = alen;
+    return DCMC_OK;
+}
+
+dcmc_status dcmc_image_open_attrs(const dcmc_key *key, const dcmc_header *hdr,
+                                  const uint8_t *pixels, size_t pixels_len, const uint8_t *payload,
+                                  size_t payload_len, uint8_t **attrs, size_t *attrs_len)
+{
+    if (attrs)
+        *attrs = NULL;
+    if (attrs_len)
+        *attrs_len = 0;
+    if (key == NULL || hdr == NULL || pixels == NULL || payload == NULL || attrs == NULL ||
+        attrs_len == NULL)
+        return DCMC_ERR_ARG;
+    uint8_t prk[32];
+    size_t fb, alen = 0;
+    uint8_t *pl = NULL;
+    dcmc_status st = authenticate(key, hdr, pixels, pixels_len, payload, payload_len, &fb, prk);
+    if (st == DCMC_OK)
+        st = open_payload(prk, payload, payload_len, pixels_len, &pl, &alen);
+    dcmc_wipe(prk, sizeof prk);
+    if (st == DCMC_OK)
+        st = copy_attrs(pl, alen, attrs, attrs_len);
+    dcmc_free(pl, payload_len);
+    return st;
+}
+
 dcmc_status dcmc_image_decrypt(const dcmc_key *key, const dcmc_header *hdr, int threads,
                                uint8_t *pixels, size_t pixels_len, const uint8_t *payload,
                                size_t payload_len, uint8_t **attrs, size_t *attrs_len)
@@ -263,50 +324,30 @@ dcmc_status dcmc_image_decrypt(const dcmc_key *key, const dcmc_header *hdr, int 
     size_t fb;
     uint8_t prk[32];
     uint8_t *pl = NULL, *out_attrs = NULL;
-    size_t alen = 0;
+    size_t alen = 0, olen = 0;
     dcmc_frame_cipher *fc = NULL;
     dcmc_status st = authenticate(key, hdr, pixels, pixels_len, payload, payload_len, &fb, prk);
-    if (st != DCMC_OK)
-        goto done;
-    /* Authenticated from here on; the checks below only catch a faulty encoder. */
-    if ((pl = malloc(payload_len)) == NULL) {
-        st = DCMC_ERR_NOMEM;
-        goto done;
-    }
-    memcpy(pl, payload, payload_len);
-    if ((st = payload_crypt(prk, pl, payload_len)) != DCMC_OK)
-        goto done;
-    alen = dcmci_load32le(pl);
-    if (alen > payload_len - 5 || pl[4 + alen] > 1) {
-        st = DCMC_ERR_FORMAT;
-        goto done;
-    }
-    int residue = pl[4 + alen];
-    if (payload_len - 5 - alen != (residue ? pixels_len : 0)) {
-        st = DCMC_ERR_FORMAT;
-        goto done;
-    }
-    if ((out_attrs = malloc(alen ? alen : 1)) == NULL) {
-        st = DCMC_ERR_NOMEM;
-        goto done;
-    }
-    memcpy(out_attrs, pl + 4, alen);
-    if ((st = dcmc_frame_cipher_new(&fc, key, hdr, threads)) != DCMC_OK)
-        goto done;
-    for (uint32_t f = 0; f < hdr->frames; f++) {
+    if (st == DCMC_OK)
+        st = open_payload(prk, payload, payload_len, pixels_len, &pl, &alen);
+    if (st == DCMC_OK)
+        st = copy_attrs(pl, alen, &out_attrs, &olen);
+    if (st == DCMC_OK)
+        st = dcmc_frame_cipher_new(&fc, key, hdr, threads);
+    const int residue = st == DCMC_OK && pl[4 + alen];
+    for (uint32_t f = 0; st == DCMC_OK && f < hdr->frames; f++) {
         uint8_t *fp = pixels + (size_t)f * fb;
-        if ((st = dcmc_frame_decrypt(fc, f, fp, fp, fb)) != DCMC_OK)
-            goto done;
-        if (residue)
+        st = dcmc_frame_decrypt(fc, f, fp, fp, fb);
+        if (st == DCMC_OK && residue)
             dcmci_frame_residue_apply(&hdr->layout, fp, pl + 5 + alen + (size_t)f * fb);
     }
-    *attrs = out_attrs;
-    *attrs_len = alen;
-    out_attrs = NULL;
-done:
+    if (st == DCMC_OK) {
+        *attrs = out_attrs;
+        *attrs_len = olen;
+        out_attrs = NULL;
+    }
     dcmc_frame_cipher_free(fc);
     dcmc_wipe(prk, sizeof prk);
     dcmc_free(pl, payload_len);
-    dcmc_free(out_attrs, alen);
+    dcmc_free(out_attrs, olen);
     return st;
 }

@@ -61,7 +61,7 @@ static int dicom_round_trip(const dcmc_key *key, const char *sample, const char 
     uint8_t uid_key[32];
     dcmc_status st = dcmc_uid_key_from_key(key, uid_key);
     if (st == DCMC_OK)
-        st = dcmc_dicom_encrypt(sample, enc, key, NULL, uid_key, NULL, NULL, msg, sizeof msg);
+        st = dcmc_dicom_encrypt(sample, enc, key, NULL, uid_key, NULL, NULL, NULL, msg, sizeof msg);
     if (st != DCMC_OK)
         return fail(msg, st);
     if ((st = dcmc_dicom_decrypt(enc, dec, key, 0, NULL, msg, sizeof msg)) != DCMC_OK)
