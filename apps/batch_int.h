@@ -25,8 +25,9 @@ enum kind {
     K_OTHER, K_BROKEN, K_IMAGE, K_ENCRYPTED, K_NO_PIXELS, K_PROTECTED, K_DICOMDIR, K_SPECIAL
 };
 enum action { A_CONVERT, A_COPY, A_DEFER, A_FAIL, A_IGNORE };
-/* What happened to a file; S_CONVERTED is "encrypted" or "decrypted" in the report. */
-enum status { S_CONVERTED, S_COPIED, S_SKIPPED, S_FAILED, S_DEFERRED, S_DICOMDIR, NSTATUS };
+/* What happened to a file; S_CONVERTED is "encrypted" or "decrypted" in the report, S_HEADER
+ * (an object without pixels) "protected" or "restored". */
+enum status { S_CONVERTED, S_COPIED, S_SKIPPED, S_FAILED, S_DEFERRED, S_DICOMDIR, S_HEADER, NSTATUS };
 
 typedef struct item {
     char *rel;     /* path below dir-in, '/'-separated */

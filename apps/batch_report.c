@@ -9,10 +9,11 @@
 #include <stdio.h>
 #include <string.h>
 
-static const char *const k_kind_names[] = {"other", "dicom", "image", "encrypted",
-                                           "no-pixels", "dicomdir", "special"};
-static const char *const k_status_names[NSTATUS] = {NULL, "copied", "skipped", "failed",
-                                                     "deferred", "dicomdir"};
+/* In the order of enum kind and enum status (batch_int.h). */
+static const char *const k_kind_names[] = {"other",     "dicom",     "image",    "encrypted",
+                                           "no-pixels", "protected", "dicomdir", "special"};
+static const char *const k_status_names[NSTATUS] = {NULL,       "copied",   "skipped", "failed",
+                                                     "deferred", "dicomdir", NULL};
 
 static void json_str(FILE *f, const char *s)
 {
@@ -41,6 +42,7 @@ void batch_record(batch *b, const item *it, int kind, outcome *o, double ms)
     pthread_mutex_lock(&b->mu);
     const int slot = o->status;
     const char *s = slot == S_CONVERTED ? (b->c->encrypt ? "encrypted" : "decrypted")
+                    : slot == S_HEADER  ? (b->c->encrypt ? "protected" : "restored")
                                         : k_status_names[slot];
     b->counts[slot]++;
     b->done++;
@@ -71,10 +73,10 @@ void batch_summary(const batch *b, double el, int stopped)
 {
     const cli *c = b->c;
     fprintf(stderr,
-            "%s: %zu of %zu files: %zu %s, %zu copied, %zu skipped, %zu DICOMDIR, "
+            "%s: %zu of %zu files: %zu %s, %zu headers %s, %zu copied, %zu skipped, %zu DICOMDIR, "
             "%zu deferred, %zu failed; %.1f MB in %.1f s (%.1f files/s, %.1f MB/s)%s%s%s\n",
             c->prog, b->done, b->n, b->counts[S_CONVERTED], c->encrypt ? "encrypted" : "decrypted",
-            b->counts[S_COPIED], b->counts[S_SKIPPED], b->counts[S_DICOMDIR],
+            b->counts[S_HEADER], c->encrypt ? "protected" : "restored", b->counts[S_COPIED], b->counts[S_SKIPPED], b->counts[S_DICOMDIR],
             b->counts[S_DEFERRED], b->counts[S_FAILED], b->done_bytes / 1e6, el,
             el > 0 ? b->done / el : 0, el > 0 ? b->done_bytes / el / 1e6 : 0,
             c->report ? "; report: " : "", c->report ? c->report : "",

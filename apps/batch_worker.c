@@ -204,7 +204,8 @@ static void write_one(batch *b, int slot, const item *it, int action, const char
             0) {
             o->status = S_FAILED;
         } else {
-            o->status = action == A_COPY ? S_COPIED : S_CONVERTED;
+            const int header = pi->kind == DCMC_DICOM_NO_PIXELS || pi->kind == DCMC_DICOM_PROTECTED;
+            o->status = action == A_COPY ? S_COPIED : header ? S_HEADER : S_CONVERTED;
             snprintf(o->reason, sizeof o->reason, "%s", why);
         }
     }

@@ -10,6 +10,9 @@ For every file of ORIGINAL (except the --missing ones, which must have no output
   * a DICOMDIR: the rebuilt ones read in dcmdump, every Referenced File ID exists, and in the
     encrypted tree every record's Referenced SOP Instance UID in File is the referenced object's
     (new) SOP Instance UID;
+  * a DICOM object without pixel data: the encrypted one is header-protected (a new SOP Instance
+    UID, no original UID value anywhere in its bytes, an Encrypted Attributes Sequence); the
+    decrypted one has every attribute of the original;
   * anything else: byte-identical in both trees.
 Prints one line per problem and exits 1 if there was any.
 """
@@ -47,6 +50,35 @@ def refs(dicomdir):
     return out
 
 
+def uids(ds):
+    """Every UI value that names an instance (not a class, syntax or coding scheme)."""
+    keep = {0x00080016, 0x00081150, 0x0008010C, 0x00041510, 0x00041512, 0x00080062}
+    out = set()
+    for el in ds.iterall():
+        if el.VR == "UI" and el.tag not in keep and el.tag.group != 2:
+            vals = el.value if isinstance(el.value, (list, pydicom.multival.MultiValue)) else [el.value]
+            out |= {str(v) for v in vals if v and not str(v).startswith("1.2.840.10008.")}
+    return out
+
+
+def header_problems(rel, po, pe, pd):
+    """An object without pixel data: protected in the encrypted tree, restored in the other."""
+    a, e, d = read(po), read(pe), read(pd)
+    if a is None or e is None or d is None:
+        return [f"{rel}: does not read (encrypted {e is not None}, decrypted {d is not None})"]
+    out = []
+    raw = open(pe, "rb").read()
+    left = [u for u in uids(a) if u.encode() in raw]
+    if left:
+        out.append(f"{rel}: the encrypted copy keeps the original UID {left[0]}")
+    if "EncryptedAttributesSequence" not in e:
+        out.append(f"{rel}: the encrypted copy has no Encrypted Attributes Sequence")
+    if attrs(a) != attrs(d):
+        diff = sorted(attrs(a) ^ attrs(d), key=str)[:1]
+        out.append(f"{rel}: restored attributes differ, e.g. {diff}")
+    return out
+
+
 def main():
     args = sys.argv[1:]
     missing = set()
@@ -55,7 +87,7 @@ def main():
         missing = set(args[i + 1:])
         args = args[:i]
     orig, enc, dec = args
-    problems, checked = [], {"image": 0, "dicomdir": 0, "other": 0}
+    problems, checked = [], {"image": 0, "dicomdir": 0, "header": 0, "other": 0}
     for root, _, names in os.walk(orig):
         for n in sorted(names):
             po = os.path.join(root, n)
@@ -107,6 +139,10 @@ def main():
                         diff = sorted(attrs(a) ^ attrs(d), key=str)[:1]
                         problems.append(f"{rel}: decrypted attributes differ, e.g. {diff}")
                 continue
+            if ds is not None:
+                checked["header"] += 1
+                problems += header_problems(rel, po, pe, pd)
+                continue
             checked["other"] += 1
             data = open(po, "rb").read()
             for tree, p in (("encrypted", pe), ("decrypted", pd)):
@@ -115,7 +151,8 @@ def main():
     for p in problems:
         print(p)
     print(f"batch_compare: {checked['image']} images, {checked['dicomdir']} DICOMDIRs, "
-          f"{checked['other']} other files; {len(problems)} problems")
+          f"{checked['header']} objects without pixels, {checked['other']} other files; "
+          f"{len(problems)} problems")
     return 1 if problems else 0
 
 

@@ -67,7 +67,7 @@ for p in broken/truncated.dcm broken/unreadable; do
   esac
 done
 grep -F '"path":"notes/README.txt",' "$t/enc.jsonl" | grep -q '"status":"copied","reason":"not DICOM"' && ok "a text file is copied, reason 'not DICOM'" || bad "README.txt: $(grep -F README "$t/enc.jsonl")"
-grep -F 'TINY_ALPHA/PT000000/ST000000/SE000000/IM000000",' "$t/enc.jsonl" | grep -q '"status":"copied","reason":"no pixel data"' && ok "an object without pixel data is copied, reason 'no pixel data'" || bad "no-pixel object: $(grep -F IM000000 "$t/enc.jsonl")"
+grep -F 'TINY_ALPHA/PT000000/ST000000/SE000000/IM000000",' "$t/enc.jsonl" | grep -q '"status":"protected","reason":"no pixel data: header protected"' && ok "an object without pixel data gets its header protected" || bad "no-pixel object: $(grep -F IM000000 "$t/enc.jsonl")"
 [ "$(count "$t/enc.jsonl" encrypted)" -eq 43 ] && ok "43 images encrypted" || bad "$(count "$t/enc.jsonl" encrypted) images encrypted, wanted 43"
 [ "$(count "$t/enc.jsonl" dicomdir)" -eq 8 ] && ok "8 DICOMDIRs rebuilt" || bad "$(count "$t/enc.jsonl" dicomdir) DICOMDIRs rebuilt, wanted 8"
 no_temps "$t/enc" "encrypt"
