@@ -42,8 +42,10 @@ struct DeidContext {
     /* The pseudonym of an original value of `tag` (Patient ID, Patient Name, Accession Number,
      * Other Patient IDs, Issuer...): deterministic, valid for the attribute's VR. */
     std::function<std::string(const DcmTagKey &tag, const std::string &orig)> pseudonym;
-    /* Days added to every date with the modified-dates option (one per patient, negative). */
+    /* Days added to every date with the modified-dates option (one per patient, negative), and
+     * seconds (0..86399) added to every time after that (deid_time.cc). */
     long date_shift_days = 0;
+    long time_shift_seconds = 0;
     /* What De-identification Method (0012,0063) says besides the options, e.g. "dcmcrypt 0.2.0". */
     std::string method;
 };
@@ -52,6 +54,10 @@ struct DeidContext {
  * YES, De-identification Method and the De-identification Method Code Sequence with the code of
  * the profile and of every option used, and Longitudinal Temporal Information Modified. */
 void deidentify(DcmDataset *ds, const DeidContext &ctx);
+
+/* With Modified Dates, after deidentify(): every TM and the time of every DT at every depth
+ * moved by `secs`, a day carried into the paired date (deid_time.cc). */
+void shift_times(DcmItem *top, long secs);
 
 /* The keyed context for `ds` (pseudo.cc): its date shift and pseudonyms come from the UID key
  * and the original Patient ID (else Patient Name, else Study Instance UID). Call before

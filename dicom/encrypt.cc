@@ -41,8 +41,12 @@ void transform_header(DcmDataset *ds, DcmDataset &orig, const dcmc_layout *l,
 {
     const bool deid = dopt && dopt->deidentify;
     const unsigned opts = deid ? dopt->deid_options : 0;
-    if (deid)
-        deidentify(ds, deid_context(ds, uid_key, opts, "dcmcrypt " DCMC_VERSION_STRING));
+    if (deid) {
+        const DeidContext ctx = deid_context(ds, uid_key, opts, "dcmcrypt " DCMC_VERSION_STRING);
+        deidentify(ds, ctx);
+        if (opts & DCMC_DEID_MODIFIED_DATES)
+            shift_times(ds, ctx.time_shift_seconds);
+    }
     if (l)
         mark_encrypted(ds, *l, uid_key, deid && (opts & DCMC_DEID_SAFE_PRIVATE));
     else

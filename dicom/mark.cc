@@ -9,6 +9,8 @@
  */
 #include "internal.h"
 
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <openssl/rand.h>
 
 #include <cmath>
@@ -71,10 +73,40 @@ std::string mapped_uid(const uint8_t uid_key[32], const std::string &old)
     return mapped;
 }
 
+/* The map's domain for a UID attribute. Series and frames of reference get their own, so that
+ * an original that wrongly reuses one UID in two roles (a Series or Frame of Reference UID equal
+ * to the Study UID: dciodvfy's error) does not make the encrypted object reuse it too; every
+ * attribute that holds such a UID is of that domain, so references still resolve. Studies and
+ * instances share the plain domain (a Referenced Study Sequence names a study by Referenced SOP
+ * Instance UID). */
+const char *uid_domain(const DcmTagKey &k)
+{
+    static const DcmTagKey kFrameOfReference[] = {
+        DCM_FrameOfReferenceUID,           DCM_RETIRED_RelatedFrameOfReferenceUID,
+        DCM_ReferencedFrameOfReferenceUID, DCM_SourceFrameOfReferenceUID,
+        DcmTagKey(0x0020, 0x3010), /* Related Frame of Reference UID (retired) */
+    };
+    if (k == DCM_SeriesInstanceUID)
+        return "dcmcrypt/series:";
+    for (const DcmTagKey &f : kFrameOfReference)
+        if (f == k)
+            return "dcmcrypt/frame-of-reference:";
+    return "";
+}
+
 /* One UI element's values, each through the map; well-known UIDs of the standard (a
  * synchronisation frame of reference, a coding scheme...) name no instance and stay. */
 void map_element(DcmElement *el, const uint8_t uid_key[32])
 {
+    /* A domain's own key: HMAC-SHA256(uid_key, domain); the plain domain uses uid_key itself. */
+    const char *domain = uid_domain(el->getTag());
+    Uint8 dk[32];
+    unsigned int dn = 32;
+    if (*domain && (!HMAC(EVP_sha256(), uid_key, 32, reinterpret_cast<const Uint8 *>(domain),
+                          strlen(domain), dk, &dn) ||
+                    dn != 32))
+        fail(DCMC_ERR_CRYPTO, "HMAC-SHA256 failed");
+    const uint8_t *key = *domain ? dk : uid_key;
     OFString all;
     if (el->getOFStringArray(all, OFTrue).bad() || all.empty())
         return;
@@ -86,11 +118,12 @@ void map_element(DcmElement *el, const uint8_t uid_key[32])
         v = s.substr(pos, end == std::string::npos ? std::string::npos : end - pos);
         if (!out.empty() || pos)
             out += '\\';
-        out += v.empty() || v.rfind("1.2.840.10008.", 0) == 0 ? v : mapped_uid(uid_key, v);
+        out += v.empty() || v.rfind("1.2.840.10008.", 0) == 0 ? v : mapped_uid(key, v);
         if (end == std::string::npos)
             break;
         pos = end + 1;
     }
+    dcmc_wipe(dk, sizeof dk);
     if (el->putString(out.c_str()).bad())
         bug("cannot store a mapped UID");
 }
@@ -211,16 +244,33 @@ std::string ds_value(double v)
     return buf;
 }
 
+/* Does any value of the item's `tag` (a DS list) equal v? */
+bool has_value(DcmItem *item, const DcmTagKey &tag, double v)
+{
+    Float64 x = 0;
+    for (unsigned long i = 0; item->findAndGetFloat64(tag, x, i).good(); i++)
+        if (std::fabs(x - v) < 1e-6 * (1 + std::fabs(v)))
+            return true;
+    return false;
+}
+
 /* The window that shows the cipher values, uniform over the stored range lo..hi, as even grey:
  * centre on the range's midpoint, width its span (through the rescale). It depends on Bits
- * Stored, the sign and the rescale only, never on the pixels. */
+ * Stored, the sign and the rescale only, never on the pixels. An original window that already
+ * spanned the whole range would come out the same, and a reader could not tell a kept window
+ * from ours: then the width (or centre) moves by one stored value (half of one), which still
+ * covers the cipher values, so no original window value ever appears in the encrypted object. */
 void put_cipher_window(DcmItem *item, const dcmc_layout &l, const Rescale &r)
 {
     const double span = std::ldexp(1.0, (int)l.bits_stored);
     const double lo = l.is_signed ? -span / 2 : 0, hi = lo + span - 1;
-    item->putAndInsertString(DCM_WindowCenter,
-                             ds_value(r.intercept + r.slope * (lo + hi) / 2).c_str());
-    item->putAndInsertString(DCM_WindowWidth, ds_value(std::fabs(r.slope) * (hi - lo)).c_str());
+    double c = r.intercept + r.slope * (lo + hi) / 2, w = std::fabs(r.slope) * (hi - lo);
+    if (has_value(item, DCM_WindowWidth, w))
+        w += std::fabs(r.slope);
+    if (has_value(item, DCM_WindowCenter, c))
+        c += std::fabs(r.slope) / 2;
+    item->putAndInsertString(DCM_WindowCenter, ds_value(c).c_str());
+    item->putAndInsertString(DCM_WindowWidth, ds_value(w).c_str());
     item->putAndInsertString(DCM_WindowCenterWidthExplanation, "DCMCRYPT CIPHER VALUES");
     item->findAndDeleteElement(DCM_VOILUTFunction);
 }
@@ -271,7 +321,7 @@ void windows(DcmDataset *ds, const dcmc_layout &l)
     replace_windows(ds, l, r);
     /* Viewers show the noise as even grey rather than a guess; enhanced objects keep their
      * windows in the functional groups only. */
-    if (mono && !is_enhanced(ds))
+    if (mono && !is_enhanced(ds) && !ds->tagExists(DCM_WindowCenter))
         put_cipher_window(ds, l, r);
 }
 

@@ -66,6 +66,8 @@ DeidContext deid_context(DcmDataset *ds, const uint8_t uid_key[32], unsigned opt
     /* Back by 30 days to 10 years: the year of a study is not the year it shows. */
     const unsigned long v = (unsigned long)d[0] | (unsigned long)d[1] << 8 | (unsigned long)d[2] << 16;
     ctx.date_shift_days = -(30 + (long)(v % 3621));
+    const unsigned long w = (unsigned long)d[3] | (unsigned long)d[4] << 8 | (unsigned long)d[5] << 16;
+    ctx.time_shift_seconds = (long)(w % 86400);
     std::vector<Uint8> key(uid_key, uid_key + 32);
     ctx.pseudonym = [key, patient](const DcmTagKey &tag, const std::string &orig) {
         Uint8 h[32];

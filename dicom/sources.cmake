@@ -12,6 +12,7 @@ set(DCMC_DICOM_SOURCES
   ${CMAKE_CURRENT_LIST_DIR}/deid_table.cc
   ${CMAKE_CURRENT_LIST_DIR}/canon.cc
   ${CMAKE_CURRENT_LIST_DIR}/pseudo.cc
+  ${CMAKE_CURRENT_LIST_DIR}/deid_time.cc
   ${CMAKE_CURRENT_LIST_DIR}/eas.cc
   ${CMAKE_CURRENT_LIST_DIR}/cms.c
   ${CMAKE_CURRENT_LIST_DIR}/header.cc
