@@ -19,7 +19,8 @@
  *      Issuer of Patient ID take ctx.pseudonym(tag, value) per value instead, for Z too (Z allows
  *      a dummy), so that studies stay linked.
  *   C  DA and DT move by ctx.date_shift_days in the calendar (DT keeps time and offset; a partial
- *      date moves from its first day, keeping its precision; a non-date gets the dummy); TM stays;
+ *      date moves from its first day, keeping its precision; a non-date gets the dummy); TM stays
+ *      here (the caller moves times and carries midnight into dates: deid_time.cc);
  *      text (AE SH LO ST LT UT UC) gets "***" for each identifying value the object held before
  *      any change (2+ character components of all person names, patient IDs, birth date, accession
  *      number, institution name, address, department, station, device serial number, study ID),

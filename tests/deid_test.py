@@ -23,7 +23,7 @@ write (pydicom, DCMTK's dcmodify, dicom3tools' dciodvfy, GDCM's gdcmanon, the op
 Usage: deid_test.py BINDIR SAMPLEDIR (SAMPLEDIR is sample-data, holding dicom/)
 Prints `ok   ...` / `FAIL ...` / `SKIP ...` lines, exits 1 if anything failed.
 """
-import atexit, copy, datetime, math, os, re, shutil, signal, subprocess, sys, tempfile, warnings
+import atexit, copy, datetime, io, math, os, re, shutil, signal, subprocess, sys, tempfile, warnings
 
 import numpy as np
 import pydicom
@@ -817,6 +817,42 @@ def study_tree():
           err.strip()[-200:])
 
 
+# --- 9. the passphrase as a CMS password recipient -------------------------------------------
+
+def password_recipient():
+    section("9. --password-recipient: the passphrase opens the sequence with openssl cms")
+    src = os.path.join(SAMPLES, "dicom", "pydicom_CT_small_128x128.dcm")
+    enc = p("pw.enc.dcm")
+    env = {"DCMC_TEST_PW": "correct horse battery staple 42"}
+    expect(1, "--password-recipient with a key file is refused",
+           [ENC, "--key-file", KEY, "--deidentify", "--password-recipient", src, p("pw.x.dcm")])
+    rc, _ = expect(0, "dcmencrypt --passphrase-env --deidentify --password-recipient",
+                   [ENC, "--passphrase-env", "DCMC_TEST_PW", "--deidentify", "--password-recipient",
+                    src, enc], env)
+    if rc != 0:
+        return
+    der = bytes(read(enc).EncryptedAttributesSequence[0].EncryptedContent)
+    with open(p("pw.der"), "wb") as f:
+        f.write(der)
+    rc, out, err = run(["openssl", "cms", "-decrypt", "-inform", "DER", "-in", p("pw.der"),
+                        "-pwri_password", env["DCMC_TEST_PW"], "-binary", "-out", p("pw.plain")])
+    if check(rc == 0, "openssl cms -decrypt -pwri_password opens it", (out + err).strip()[-300:]):
+        from pydicom.filereader import read_dataset
+        with open(p("pw.plain"), "rb") as f:
+            content = read_dataset(io.BytesIO(f.read()), is_implicit_VR=False, is_little_endian=True)
+        item = content.ModifiedAttributesSequence[0]
+        orig = read(src)
+        check(str(item.PatientName) == str(orig.PatientName) and
+              str(item.SOPInstanceUID) == str(orig.SOPInstanceUID),
+              "... to the original Patient Name and SOP Instance UID")
+    rc, out, err = run(["openssl", "cms", "-decrypt", "-inform", "DER", "-in", p("pw.der"),
+                        "-pwri_password", "wrong", "-binary", "-out", p("pw.bad")])
+    check(rc != 0, "... and not with another password")
+    expect(0, "dcmdecrypt with the passphrase", [DEC, "--passphrase-env", "DCMC_TEST_PW", enc,
+                                                  p("pw.dec.dcm")], env)
+    check_same("... gives back the original", src, p("pw.dec.dcm"))
+
+
 def main():
     for f in (ENC, DEC):
         if not os.access(f, os.X_OK):
@@ -824,7 +860,7 @@ def main():
             return 1
     e1 = None
     for step in (default_mode, bound_attributes, enhanced_mr, compatibility, deidentify, iod_validity,
-                 gdcmanon, study_tree):
+                 gdcmanon, study_tree, password_recipient):
         try:
             r = step(e1) if step is bound_attributes else step()
             if step is default_mode:

@@ -455,6 +455,39 @@ void test_calendar(void)
     }
 }
 
+/* deid_time.cc: after the days, every time moves by the seconds, midnight carried into the
+ * date it is paired with (and a DT's own date); intervals stay exact. */
+void test_times_shifted(void)
+{
+    DcmDataset ds;
+    put(&ds, DCM_StudyDate, "20190417");
+    put(&ds, DCM_StudyTime, "233000.5");
+    put(&ds, DCM_SeriesDate, "20190417");
+    put(&ds, DCM_SeriesTime, "1015");
+    put(&ds, DCM_AcquisitionDateTime, "20190417233000+0100");
+    put(&ds, DCM_ContentTime, "2.5"); /* no time: the dummy */
+    DcmItem *it = nullptr;
+    CU_ASSERT_FATAL(ds.findOrCreateSequenceItem(DCM_AnatomicRegionSequence, it, 0).good());
+    put(it, DCM_StudyTime, "120000");
+    put(it, DCM_StudyDate, "20191231");
+    dcmci::shift_times(&ds, 3600 + 60);
+    CU_ASSERT_STRING_EQUAL(str(&ds, DCM_StudyTime).c_str(), "003100.5");
+    CU_ASSERT_STRING_EQUAL(str(&ds, DCM_StudyDate).c_str(), "20190418"); /* carried */
+    CU_ASSERT_STRING_EQUAL(str(&ds, DCM_SeriesTime).c_str(), "1116");    /* precision kept */
+    CU_ASSERT_STRING_EQUAL(str(&ds, DCM_SeriesDate).c_str(), "20190417");
+    CU_ASSERT_STRING_EQUAL(str(&ds, DCM_AcquisitionDateTime).c_str(), "20190418003100+0100");
+    CU_ASSERT_STRING_EQUAL(str(&ds, DCM_ContentTime).c_str(), "000000.00");
+    CU_ASSERT_STRING_EQUAL(str(it, DCM_StudyTime).c_str(), "130100");
+    CU_ASSERT_STRING_EQUAL(str(it, DCM_StudyDate).c_str(), "20191231");
+    /* the carry crosses a year end too */
+    DcmDataset y;
+    put(&y, DCM_StudyDate, "20191231");
+    put(&y, DCM_StudyTime, "235959");
+    dcmci::shift_times(&y, 1);
+    CU_ASSERT_STRING_EQUAL(str(&y, DCM_StudyDate).c_str(), "20200101");
+    CU_ASSERT_STRING_EQUAL(str(&y, DCM_StudyTime).c_str(), "000000");
+}
+
 void test_dates_full_and_none(void)
 {
     std::unique_ptr<DcmDataset> ds = run(DCMC_DEID_FULL_DATES);
@@ -697,6 +730,7 @@ const dcmc_test_case kCases[] = {
     {"patient characteristics option", test_patient_characteristics},
     {"type 2 attributes left empty", test_type2_left_empty},
     {"overlay and curve groups removed whole", test_overlay_and_curve_groups},
+    {"times moved, midnight carried into the date", test_times_shifted},
     {"clean structured content", test_structured_content},
     {"short values cleaned as whole words", test_clean_words},
     {"K wins over C", test_option_precedence},
