@@ -505,6 +505,15 @@ def compatibility():
             rc, _, err = decrypt(os.path.join(SEEDS, s), out, key=key42)
         if check(rc == 0, f"{s} decrypts (exit {rc})", err.strip()[-300:]) and s in exact:
             check_same(f"... and equals sample-data/dicom/{s[4:]} exactly", os.path.join(DICOM, s[4:]), out)
+    # Written by 0.2 (protected attributes 3, tests/compat): each decrypts to its original exactly.
+    compat = os.path.join(os.path.dirname(os.path.abspath(__file__)), "compat")
+    olds = sorted(f for f in os.listdir(compat) if f.endswith(".dcm"))
+    check(len(olds) >= 3, f"{len(olds)} objects of format 3 found", ", ".join(olds))
+    for s in olds:
+        out, name = p("compat-" + s), re.sub(r"^v3-(deid-)?", "", s)
+        rc, _, err = decrypt(os.path.join(compat, s), out, key=key42)
+        if check(rc == 0, f"tests/compat/{s} decrypts (exit {rc})", err.strip()[-300:]):
+            check_same(f"... and equals sample-data/dicom/{name} exactly", os.path.join(DICOM, name), out)
 
 
 # --- 5. --deidentify ---------------------------------------------------------------------------
