@@ -13,8 +13,9 @@
  *      text drawn in a bitmap.
  *   Z  empty (a sequence: no items).
  *   D  a dummy: PN "ANONYMOUS", text "ANONYMIZED" cut to the VR, numbers 0, DA 19000101, DT
- *      19000101000000, TM 000000.00, AS 000Y, zero bytes for OB and UN; a sequence no items (one
- *      empty item is not valid either); UI is the caller's; Modified Dates moves DA and DT, keeps
+ *      19000101000000, TM 000000.00, AS 000Y, zero bytes for OB and UN; a sequence keeps its
+ *      items, cleaned (emptied, a module that requires one item is not valid), but structured
+ *      content (a row with a Clean Structured Content entry) gets no items; UI is the caller's; Modified Dates moves DA and DT, keeps
  *      TM. Empty stays empty. Patient's Name, Patient ID, Other Patient IDs, Accession Number and
  *      Issuer of Patient ID take ctx.pseudonym(tag, value) per value instead, for Z too (Z allows
  *      a dummy), so that studies stay linked.
@@ -246,50 +247,6 @@ std::string scrub(const std::string &text, const std::vector<std::string> &ids)
     return out;
 }
 
-/* `digits` (YYYY, YYYYMM or YYYYMMDD) moved by `days` in the proleptic Gregorian calendar, at the
- * same precision; false when it is not a date or leaves the years DICOM can write. A partial date
- * moves from its first day. */
-bool shift_digits(const std::string &digits, long days, std::string &out)
-{
-    const size_t n = digits.size();
-    const long kMaxShift = 3660000; /* ten thousand years: more is no date */
-    if ((n != 4 && n != 6 && n != 8) || days < -kMaxShift || days > kMaxShift ||
-        digits.find_first_not_of("0123456789") != std::string::npos)
-        return false;
-    std::tm t{};
-    t.tm_year = std::stoi(digits.substr(0, 4)) - 1900;
-    t.tm_mon = n >= 6 ? std::stoi(digits.substr(4, 2)) - 1 : 0;
-    t.tm_mday = n == 8 ? std::stoi(digits.substr(6, 2)) : 1;
-    t.tm_hour = 12; /* timegm normalises: a 30 February or month 13 comes back changed */
-    std::tm same = t;
-    if (timegm(&same) == -1 || same.tm_mon != t.tm_mon || same.tm_mday != t.tm_mday)
-        return false;
-    t.tm_mday += (int)days;
-    if (timegm(&t) == -1 || t.tm_year < 1 - 1900 || t.tm_year > 9999 - 1900)
-        return false;
-    char buf[40]; /* room for any int, though the year is 1..9999 by now */
-    snprintf(buf, sizeof buf, "%04d%02d%02d", t.tm_year + 1900, t.tm_mon + 1, t.tm_mday);
-    out = std::string(buf, n);
-    return true;
-}
-
-/* One DA or DT value moved by `days`: DT keeps what follows the date (time, offset). */
-bool shift_value(const std::string &v, DcmEVR vr, long days, std::string &out)
-{
-    std::string date = v, rest;
-    if (vr == EVR_DT) {
-        const size_t n = std::min(v.find_first_not_of("0123456789"), std::min<size_t>(v.size(), 8));
-        date = v.substr(0, n);
-        rest = v.substr(n);
-        if (n < 8 && !rest.empty() && rest[0] != '+' && rest[0] != '-')
-            return false;
-    }
-    if (!shift_digits(date, days, out))
-        return false;
-    out += rest;
-    return true;
-}
-
 const char *date_dummy(DcmEVR vr)
 {
     return vr == EVR_DA ? "19000101" : vr == EVR_DT ? "19000101000000" : "000000.00";
@@ -336,7 +293,19 @@ void Walker::put_dummy(DcmElement *el)
 {
     static const Uint8 kZeros[2] = {0, 0};
     const DcmEVR vr = el->ident();
-    if (el->getLength() == 0 || vr == EVR_SQ) {
+    if (vr == EVR_SQ) {
+        /* Structured content (a Content Sequence: Clean Structured Content is the option that
+         * keeps it) becomes no items. Any other dummy sequence is its own items, cleaned, their
+         * UIDs mapped by the caller: an emptied sequence that its module requires one item of
+         * (a DX's Referenced Performed Procedure Step Sequence) is not valid. */
+        const DeidRow *row = find_row(el->getTag());
+        if (el->getLength() == 0 || (row && row->option[8][0]))
+            el->clear();
+        else
+            push_items(el, true);
+        return;
+    }
+    if (el->getLength() == 0) {
         el->clear();
         return;
     }

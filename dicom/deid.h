@@ -55,6 +55,12 @@ struct DeidContext {
  * the profile and of every option used, and Longitudinal Temporal Information Modified. */
 void deidentify(DcmDataset *ds, const DeidContext &ctx);
 
+/* Dates (deid_time.cc): `digits` (YYYY, YYYYMM or YYYYMMDD) moved by `days` in the calendar at
+ * the same precision, false when it is no date; one DA or DT value moved (a DT keeps what follows
+ * its date). */
+bool shift_digits(const std::string &digits, long days, std::string &out);
+bool shift_value(const std::string &v, DcmEVR vr, long days, std::string &out);
+
 /* With Modified Dates, after deidentify(): every TM and the time of every DT at every depth
  * moved by `secs`, a day carried into the paired date (deid_time.cc). */
 void shift_times(DcmItem *top, long secs);

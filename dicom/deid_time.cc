@@ -8,6 +8,7 @@
  */
 #include "deid.h"
 
+#include <algorithm>
 #include <ctime>
 
 namespace dcmci {
@@ -143,6 +144,50 @@ DcmElement *find(DcmItem *item, const DcmTagKey &k)
 }
 
 } // namespace
+
+/* `digits` (YYYY, YYYYMM or YYYYMMDD) moved by `days` in the proleptic Gregorian calendar, at the
+ * same precision; false when it is not a date or leaves the years DICOM can write. A partial date
+ * moves from its first day. */
+bool shift_digits(const std::string &digits, long days, std::string &out)
+{
+    const size_t n = digits.size();
+    const long kMaxShift = 3660000; /* ten thousand years: more is no date */
+    if ((n != 4 && n != 6 && n != 8) || days < -kMaxShift || days > kMaxShift ||
+        digits.find_first_not_of("0123456789") != std::string::npos)
+        return false;
+    std::tm t{};
+    t.tm_year = std::stoi(digits.substr(0, 4)) - 1900;
+    t.tm_mon = n >= 6 ? std::stoi(digits.substr(4, 2)) - 1 : 0;
+    t.tm_mday = n == 8 ? std::stoi(digits.substr(6, 2)) : 1;
+    t.tm_hour = 12; /* timegm normalises: a 30 February or month 13 comes back changed */
+    std::tm same = t;
+    if (timegm(&same) == -1 || same.tm_mon != t.tm_mon || same.tm_mday != t.tm_mday)
+        return false;
+    t.tm_mday += (int)days;
+    if (timegm(&t) == -1 || t.tm_year < 1 - 1900 || t.tm_year > 9999 - 1900)
+        return false;
+    char buf[40]; /* room for any int, though the year is 1..9999 by now */
+    snprintf(buf, sizeof buf, "%04d%02d%02d", t.tm_year + 1900, t.tm_mon + 1, t.tm_mday);
+    out = std::string(buf, n);
+    return true;
+}
+
+/* One DA or DT value moved by `days`: DT keeps what follows the date (time, offset). */
+bool shift_value(const std::string &v, DcmEVR vr, long days, std::string &out)
+{
+    std::string date = v, rest;
+    if (vr == EVR_DT) {
+        const size_t n = std::min(v.find_first_not_of("0123456789"), std::min<size_t>(v.size(), 8));
+        date = v.substr(0, n);
+        rest = v.substr(n);
+        if (n < 8 && !rest.empty() && rest[0] != '+' && rest[0] != '-')
+            return false;
+    }
+    if (!shift_digits(date, days, out))
+        return false;
+    out += rest;
+    return true;
+}
 
 void shift_times(DcmItem *top, long secs)
 {
