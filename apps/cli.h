@@ -118,7 +118,7 @@ void cli_msg_rename(char *msg, size_t len, const char *from, const char *to);
 /* What one run of a tool learns, for its closing lines. */
 typedef struct cli_run {
     dcmc_header hdr;        /* dcmdecrypt: the input's header, read first */
-    int header_only;        /* dcmdecrypt: an object without pixels whose header was protected */
+    int header_only;        /* an object without pixels: its header protected or restored */
     dcmc_dicom_info info;
     char msg[DCMC_DICOM_MSG];
     double ms;              /* the whole conversion */

@@ -27,6 +27,12 @@ static dcmc_status encrypt(const cli *c, cli_secret *s, const char *tmp, cli_run
     if (st == DCMC_OK)
         st = dcmc_dicom_encrypt(c->in, tmp, &s->key, kdfp, uid_key, &c->opt, &dopt, &r->info,
                                 r->msg, sizeof r->msg);
+    /* No pixels (a report, a presentation state): its header gets what a tree's would, so that
+     * it still references the encrypted images. */
+    if (st == DCMC_ERR_NOT_IMAGE) {
+        st = dcmc_dicom_protect_header(c->in, tmp, uid_key, &dopt, r->msg, sizeof r->msg);
+        r->header_only = st == DCMC_OK;
+    }
     else
         snprintf(r->msg, sizeof r->msg, "key derivation failed: %s", dcmc_status_str(st));
     dcmc_wipe(uid_key, sizeof uid_key);
@@ -36,6 +42,11 @@ static dcmc_status encrypt(const cli *c, cli_secret *s, const char *tmp, cli_run
 static void report(const cli *c, const cli_run *r)
 {
     const dcmc_dicom_info *info = &r->info;
+    if (r->header_only) {
+        cli_info(c, 1, "%s: %s -> %s: no pixel data: header protected, %.1f ms", c->prog, c->in,
+                 c->out, r->ms);
+        return;
+    }
     cli_info(c, 1, "%s: %s -> %s: %ux%u, %u frame(s), %u samples, %u/%u bits%s, %s, %.1f ms",
              c->prog, c->in, c->out, info->layout.cols, info->layout.rows, info->frames,
              info->layout.samples, info->layout.bits_stored, info->layout.bits_allocated,

@@ -821,6 +821,16 @@ def study_tree():
     rc, _, err = decrypt(esr_path, one, key=KEY)
     if check(rc == 0, f"single-file dcmdecrypt of the protected report (exit {rc})", err.strip()[-300:]):
         check_same("... restores it exactly", sr, one)
+    # Given alone to dcmencrypt, the report is protected the same way: same bytes' meaning.
+    alone = p("sr.single.enc.dcm")
+    rc, _, err = encrypt(sr, alone, key=KEY)
+    if check(rc == 0, f"single-file dcmencrypt of the report protects its header (exit {rc})", err.strip()[-300:]):
+        a = read(alone)
+        check(str(a.SOPInstanceUID) == str(esr.SOPInstanceUID) and "EncryptedAttributesSequence" in a,
+              "... with the same new UIDs as in the tree")
+        rc, _, err = decrypt(alone, p("sr.single.alone.dcm"), key=KEY)
+        if check(rc == 0, f"... and dcmdecrypt restores it (exit {rc})", err.strip()[-300:]):
+            check_same("... exactly", sr, p("sr.single.alone.dcm"))
     rc, _, err = decrypt(esr_path, p("sr.wrong.dcm"), key=KEY2)
     check(rc == 3 and not os.path.exists(p("sr.wrong.dcm")), f"the report with a wrong key: exit 3, nothing written (exit {rc})",
           err.strip()[-200:])
