@@ -21,8 +21,8 @@ if [ "${1:-}" = --long ]; then
   seconds=${2:-600}
 fi
 # Fixed runs per target in CI. The DICOM target slows down as its corpus grows larger inputs
-# (13,000 runs took 35 minutes under ASan on 2 cores, the next 1,200 another 8): 10,000 keeps
-# the whole CI run near an hour, well inside its 90-minute limit.
+# (13,000 runs took 35 minutes under ASan on 2 cores, the next 1,200 another 8): 10,000 keep
+# the whole CI run near 50 minutes, well inside its 90-minute limit.
 runs_header=${DCMC_FUZZ_RUNS_HEADER:-200000}
 runs_dicom=${DCMC_FUZZ_RUNS_DICOM:-10000}
 
