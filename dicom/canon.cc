@@ -81,7 +81,7 @@ void feed_element(EVP_MD_CTX *c, DcmElement *el)
             feed_item(c, sq->getItem(i));
         return;
     }
-    if (is_binary(el->ident()) || el->ident() == EVR_UN) {
+    if (is_binary(el->ident())) {
         feed_bytes(c, el);
         return;
     }

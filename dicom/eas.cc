@@ -12,8 +12,6 @@
 #include "cms.h"
 #include "internal.h"
 
-#include "dcmtk/dcmdata/dcostrmb.h"
-
 #include <cstring>
 
 namespace dcmci {
@@ -30,8 +28,8 @@ const DcmTagKey kPixelDescribing[] = {
 
 bool leaves_out(const DcmTagKey &k)
 {
-    if (k.getGroup() >= 0x6000 && k.getGroup() <= 0x601E && k.getElement() == 0x3000)
-        return true; /* Overlay Data */
+    if (is_overlay_data(k))
+        return true;
     for (const DcmTagKey &p : kPixelDescribing)
         if (p == k)
             return true;
@@ -84,18 +82,8 @@ std::vector<Uint8> content_of(DcmDataset &orig, const std::vector<DcmTagKey> &ch
         item->insert(OFstatic_cast(DcmElement *, el->clone()), OFTrue);
     }
     put_private_part(content, orig, changed, ts_uid);
-    const E_TransferSyntax xfer = EXS_LittleEndianExplicit;
-    std::vector<Uint8> buf(content.calcElementLength(xfer, EET_ExplicitLength) + 64);
-    DcmOutputBufferStream os(buf.data(), (offile_off_t)buf.size());
-    content.transferInit();
-    OFCondition c = content.write(os, xfer, EET_ExplicitLength, nullptr);
-    content.transferEnd();
-    if (c.bad())
-        fail(DCMC_ERR_FORMAT, "cannot serialise the encrypted attributes: %s", c.text());
-    void *written = nullptr;
-    offile_off_t n = 0;
-    os.flushBuffer(written, n);
-    buf.resize((size_t)n);
+    std::vector<Uint8> buf;
+    append_dataset(content, buf, "the encrypted attributes");
     return buf;
 }
 

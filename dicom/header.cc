@@ -8,8 +8,6 @@
 #include "cms.h"
 #include "internal.h"
 
-#include "dcmtk/dcmdata/dcistrmb.h"
-
 namespace dcmci {
 
 namespace {
@@ -39,19 +37,13 @@ int open_item(DcmDataset *ds, const uint8_t uid_key[32], DcmDataset &content, co
         if (dcmci_cms_open(der, n, &with, nullptr, &plain, &plen, nullptr, 0) != DCMC_OK)
             continue;
         dcmc_wipe(kek, sizeof kek);
-        OFCondition c = parsing("the encrypted attributes", [&] {
-            DcmInputBufferStream is;
-            is.setBuffer(plain, (offile_off_t)plen);
-            is.setEos();
-            content.transferInit();
-            OFCondition rc = content.read(is, EXS_LittleEndianExplicit, EGL_noChange);
-            content.transferEnd();
-            return rc;
-        });
+        try {
+            parse_dataset(plain, plen, content, "the encrypted attributes");
+        } catch (...) {
+            dcmc_free(plain, plen);
+            throw;
+        }
         dcmc_free(plain, plen);
-        if (c.bad())
-            fail(DCMC_ERR_FORMAT, "%s: the encrypted attributes cannot be parsed: %s", in,
-                 c.text());
         return (int)i;
     }
     dcmc_wipe(kek, sizeof kek);

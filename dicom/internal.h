@@ -177,6 +177,13 @@ bool is_marker_block(DcmItem *ds, int block);
 /* Delete our block, creator included. */
 void delete_block(DcmDataset *ds);
 
+/* Overlay Data (60xx,3000), xx even: an overlay's bitmap, which may show the original image. */
+inline bool is_overlay_data(const DcmTagKey &k)
+{
+    return k.getGroup() >= 0x6000 && k.getGroup() <= 0x601E && k.getGroup() % 2 == 0 &&
+           k.getElement() == 0x3000;
+}
+
 /* ---- canonical form (canon.cc) --------------------------------------------------------------- */
 
 /* SHA-256 of an attribute's canonical form (tag and values as DCMTK holds them, whatever the
@@ -203,6 +210,10 @@ std::vector<Uint8> protect(DcmDataset &orig, DcmDataset *ds, const std::string &
 /* Top-level attributes whose canonical form differs between `a` and `b`, or that only one of
  * them has (pixel data and group lengths aside). */
 std::vector<DcmTagKey> changed_tags(DcmDataset &a, DcmDataset *b);
+/* A dataset as explicit VR little endian without meta header, appended to `buf`; and read back
+ * (inside the parse boundary; malformed: DCMC_ERR_FORMAT). `what` names it in messages. */
+void append_dataset(DcmDataset &ds, std::vector<Uint8> &buf, const char *what);
+void parse_dataset(const Uint8 *p, size_t n, DcmDataset &ds, const char *what);
 /* The bound attributes of `ds` as they were encrypted, or DCMC_ERR_INTEGRITY naming the first
  * that changed (any version: versions 1 and 2 bind none). */
 void check_bound(DcmDataset *ds, const Uint8 *p, size_t n, const char *in);

@@ -58,12 +58,6 @@ bool is_class_uid(const DcmTagKey &k)
     return false;
 }
 
-bool is_overlay_data(const DcmTagKey &k)
-{
-    return k.getGroup() >= 0x6000 && k.getGroup() <= 0x601E && k.getGroup() % 2 == 0 &&
-           k.getElement() == 0x3000;
-}
-
 std::string mapped_uid(const uint8_t uid_key[32], const std::string &old)
 {
     char mapped[65];

@@ -58,12 +58,6 @@ const DcmTagKey kBound[] = {
 };
 constexpr size_t kBoundDigest = 16; /* bytes of each SHA-256 kept: a forgery needs 2^128 work */
 
-bool is_overlay_data(const DcmTagKey &k)
-{
-    return k.getGroup() >= 0x6000 && k.getGroup() <= 0x601E && k.getGroup() % 2 == 0 &&
-           k.getElement() == 0x3000;
-}
-
 void put32(std::vector<Uint8> &b, Uint32 v)
 {
     for (int i = 0; i < 4; i++)
@@ -123,43 +117,44 @@ std::vector<DcmTagKey> changed_tags(DcmDataset &a, DcmDataset *b)
     return out;
 }
 
-namespace {
-
-void serialise(DcmDataset &prot, std::vector<Uint8> &buf)
+void append_dataset(DcmDataset &ds, std::vector<Uint8> &buf, const char *what)
 {
     const E_TransferSyntax xfer = EXS_LittleEndianExplicit;
     const size_t off = buf.size();
-    const Uint32 len = prot.calcElementLength(xfer, EET_ExplicitLength);
+    const Uint32 len = ds.calcElementLength(xfer, EET_ExplicitLength);
     buf.resize(off + len + 64);
     DcmOutputBufferStream os(buf.data() + off, (offile_off_t)(buf.size() - off));
-    prot.transferInit();
-    OFCondition c = prot.write(os, xfer, EET_ExplicitLength, nullptr);
-    prot.transferEnd();
+    ds.transferInit();
+    OFCondition c = ds.write(os, xfer, EET_ExplicitLength, nullptr);
+    ds.transferEnd();
     if (c.bad())
-        fail(DCMC_ERR_FORMAT, "cannot serialise the protected attributes: %s", c.text());
+        fail(DCMC_ERR_FORMAT, "cannot serialise %s: %s", what, c.text());
     void *written = nullptr;
     offile_off_t n = 0;
     os.flushBuffer(written, n);
     buf.resize(off + (size_t)n);
 }
 
-void parse(const Uint8 *p, size_t n, DcmDataset &prot)
+void parse_dataset(const Uint8 *p, size_t n, DcmDataset &ds, const char *what)
 {
     if (n == 0)
         return;
-    /* Authenticated bytes, but bytes of the input all the same: inside the parse boundary. */
-    OFCondition c = parsing("the protected attributes", [&] {
+    /* Authenticated or decrypted bytes, but bytes of the input all the same: inside the parse
+     * boundary. */
+    OFCondition c = parsing(what, [&] {
         DcmInputBufferStream is;
         is.setBuffer(p, (offile_off_t)n);
         is.setEos();
-        prot.transferInit();
-        OFCondition rc = prot.read(is, EXS_LittleEndianExplicit, EGL_noChange);
-        prot.transferEnd();
+        ds.transferInit();
+        OFCondition rc = ds.read(is, EXS_LittleEndianExplicit, EGL_noChange);
+        ds.transferEnd();
         return rc;
     });
     if (c.bad())
-        fail(DCMC_ERR_FORMAT, "protected attributes cannot be parsed: %s", c.text());
+        fail(DCMC_ERR_FORMAT, "%s cannot be parsed: %s", what, c.text());
 }
+
+namespace {
 
 [[noreturn]] void malformed()
 {
@@ -264,7 +259,7 @@ std::vector<Uint8> protect(DcmDataset &orig, DcmDataset *ds, const std::string &
         if (el)
             prot.insert(el, OFTrue);
     }
-    serialise(prot, buf);
+    append_dataset(prot, buf, "the protected attributes");
     return buf;
 }
 
@@ -281,7 +276,7 @@ void restore(DcmDataset *ds, const Uint8 *p, size_t n, std::string &ts_uid, Pixe
     const Parts r = read_prefix(p, n, ts_uid, px);
     check_parts(ds, r, in);
     DcmDataset prot;
-    parse(p + r.dataset, n - r.dataset, prot);
+    parse_dataset(p + r.dataset, n - r.dataset, prot, "the protected attributes");
     if (r.version == 3) {
         for (const DcmTagKey &k : r.touched)
             ds->findAndDeleteElement(k);
