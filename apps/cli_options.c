@@ -203,6 +203,30 @@ static int opt_recipient(cli *c, const char *val)
     return -1;
 }
 
+/* DCMTK's tools name syntaxes by option (+te, +td, +tr...); one option with names here. */
+static int opt_transfer_syntax(cli *c, const char *val)
+{
+    static const char *const names[][2] = {
+        {"explicit", NULL},
+        {"keep", "keep"},
+        {"1.2.840.10008.1.2.1", NULL},
+        {"deflated", "1.2.840.10008.1.2.1.99"},
+        {"rle", "1.2.840.10008.1.2.5"},
+        {"jpeg-lossless", "1.2.840.10008.1.2.4.70"},
+        {"jpeg-ls", "1.2.840.10008.1.2.4.80"},
+        {"j2k", "1.2.840.10008.1.2.4.90"},
+    };
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (strcmp(val, names[i][0]) == 0 || (names[i][1] && strcmp(val, names[i][1]) == 0 &&
+                                               isdigit((unsigned char)val[0]))) {
+            c->dopt.transfer_syntax = names[i][1];
+            return -1;
+        }
+    return usage_error(c, "--transfer-syntax: '%s' is not one of explicit, keep, deflated, rle, "
+                          "jpeg-lossless, jpeg-ls, j2k (or their UIDs)",
+                       val);
+}
+
 static int opt_secret_argument(cli *c, const char *val)
 {
     return usage_error(c, "%s: keys and passphrases are never taken from the command line; use "
@@ -233,6 +257,10 @@ static const cli_option k_options[] = {
      FN(opt_preset), 0},
     {"--no-standard-layer", 0, NULL, FOR_ENC, SEC_CIPHER,
      "chaos keystream without ChaCha20 (research only)", FN(opt_no_standard), 0},
+    {"--transfer-syntax", 0, "NAME", FOR_ENC, SEC_CIPHER,
+     "how the encrypted object is written: explicit (default),\nkeep (the original's lossless "
+     "syntax where smaller\nthan native), deflated, rle, jpeg-lossless, jpeg-ls, j2k,\nor a UID",
+     FN(opt_transfer_syntax), 0},
     {"--threads", 0, "N", FOR_BOTH, SEC_CIPHER,
      "threads (default: all cores; OMP_NUM_THREADS respected)", FN(opt_threads), 0},
     {"--deidentify", 0, NULL, FOR_ENC, SEC_DEID,

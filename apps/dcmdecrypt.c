@@ -75,9 +75,9 @@ static void report(const cli *c, const cli_run *r)
     cli_info(c, 1, "%s: %s -> %s: %ux%u, %u frame(s), preset %s, %.1f ms", c->prog, c->in, c->out,
              info->layout.cols, info->layout.rows, info->frames, dcmc_preset_name(r->hdr.preset.id),
              r->ms);
-    cli_info(c, 2, "%s: read %.1f ms, checks + cipher %.1f ms, encode + write %.1f ms (%s)",
+    cli_info(c, 2, "%s: read %.1f ms, checks + cipher %.1f ms, encode + write %.1f ms (%s -> %s)",
              c->prog, info->read_ns / 1e6, info->cipher_ns / 1e6, info->write_ns / 1e6,
-             info->transfer_syntax);
+             info->transfer_syntax, info->output_transfer_syntax);
 }
 
 int main(int argc, char **argv)

@@ -24,17 +24,18 @@ static dcmc_status encrypt(const cli *c, cli_secret *s, const char *tmp, cli_run
         st = dcmc_uid_key_from_key(&s->key, uid_key);
     }
     const dcmc_dicom_options dopt = cli_dicom_options(c, s);
-    if (st == DCMC_OK)
+    if (st != DCMC_OK) {
+        snprintf(r->msg, sizeof r->msg, "key derivation failed: %s", dcmc_status_str(st));
+    } else {
         st = dcmc_dicom_encrypt(c->in, tmp, &s->key, kdfp, uid_key, &c->opt, &dopt, &r->info,
                                 r->msg, sizeof r->msg);
-    /* No pixels (a report, a presentation state): its header gets what a tree's would, so that
-     * it still references the encrypted images. */
-    if (st == DCMC_ERR_NOT_IMAGE) {
-        st = dcmc_dicom_protect_header(c->in, tmp, uid_key, &dopt, r->msg, sizeof r->msg);
-        r->header_only = st == DCMC_OK;
+        /* No pixels (a report, a presentation state): its header gets what a tree's would, so
+         * that it still references the encrypted images. */
+        if (st == DCMC_ERR_NOT_IMAGE) {
+            st = dcmc_dicom_protect_header(c->in, tmp, uid_key, &dopt, r->msg, sizeof r->msg);
+            r->header_only = st == DCMC_OK;
+        }
     }
-    else
-        snprintf(r->msg, sizeof r->msg, "key derivation failed: %s", dcmc_status_str(st));
     dcmc_wipe(uid_key, sizeof uid_key);
     return st;
 }
@@ -47,10 +48,11 @@ static void report(const cli *c, const cli_run *r)
                  c->out, r->ms);
         return;
     }
-    cli_info(c, 1, "%s: %s -> %s: %ux%u, %u frame(s), %u samples, %u/%u bits%s, %s, %.1f ms",
+    cli_info(c, 1, "%s: %s -> %s: %ux%u, %u frame(s), %u samples, %u/%u bits%s, %s -> %s, %.1f ms",
              c->prog, c->in, c->out, info->layout.cols, info->layout.rows, info->frames,
              info->layout.samples, info->layout.bits_stored, info->layout.bits_allocated,
-             info->layout.is_signed ? " signed" : "", info->transfer_syntax, r->ms);
+             info->layout.is_signed ? " signed" : "", info->transfer_syntax,
+             info->output_transfer_syntax, r->ms);
     cli_info(c, 2, "%s: read+decode %.1f ms, cipher %.1f ms, write %.1f ms", c->prog,
              info->read_ns / 1e6, info->cipher_ns / 1e6, info->write_ns / 1e6);
     cli_info(c, 2, "%s: preset %s%s, SIMD %s", c->prog, dcmc_preset_name(c->opt.preset.id),

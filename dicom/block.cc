@@ -113,17 +113,33 @@ int find_block(DcmItem *ds)
 void read_block(DcmDataset *ds, dcmc_header &hdr, std::vector<Uint8> *payload, const char *in)
 {
     const int block = find_block(ds);
-    if (block < 0)
-        fail(DCMC_ERR_NOT_ENCRYPTED, "%s was not encrypted by dcmcrypt", in);
+    if (block < 0) {
+        const std::string mark = encryption_mark(ds);
+        if (mark.empty())
+            fail(DCMC_ERR_NOT_ENCRYPTED, "%s was not encrypted by dcmcrypt", in);
+        /* The object still says it holds cipher values: something dropped private elements. */
+        fail(DCMC_ERR_INTEGRITY,
+             "%s: encrypted by dcmcrypt (its %s says so), but its private block (group 0011, "
+             "creator \"%s\") was removed, as anonymizers and archives that drop private "
+             "elements do: what decryption needs is gone from this copy for good; decrypt a copy "
+             "stored before, and keep private elements (dcmdecrypt(1), PACS AND ARCHIVES)",
+             in, mark.c_str(), kCreator);
+    }
     std::vector<Uint8> hb = get_ob(ds, block_key(block, 0x01));
     if (hb.empty())
-        fail(DCMC_ERR_FORMAT, "%s: the dcmcrypt header element (0011,%02x01) is missing", in,
-             block);
+        fail(DCMC_ERR_INTEGRITY,
+             "%s: the dcmcrypt block is damaged: its header element (0011,%02x01) was removed "
+             "or emptied",
+             in, block);
     dcmc_status st = dcmc_header_read(hb.data(), hb.size(), &hdr);
+    if (st == DCMC_ERR_UNSUPPORTED)
+        fail(st, "%s: the dcmcrypt header names a format version or scheme this dcmcrypt does "
+                 "not know (%s): was it written by a newer release?",
+             in, dcmc_status_str(st));
     if (st != DCMC_OK)
-        fail(st == DCMC_ERR_UNSUPPORTED ? st : DCMC_ERR_FORMAT,
-             "%s: the dcmcrypt header is damaged or of an unknown version (%s)", in,
-             dcmc_status_str(st));
+        fail(DCMC_ERR_INTEGRITY, "%s: the dcmcrypt block is damaged: its header (0011,%02x01) "
+                                 "does not parse (%s)",
+             in, block, dcmc_status_str(st));
     if (payload)
         read_payload(ds, block, hdr.payload_bytes, *payload, in);
 }

@@ -18,6 +18,7 @@ struct Encrypted {
     dcmc_header hdr;
     std::vector<Uint8> payload;
     Pixels px;
+    std::string reencoded; /* the syntax an archive re-encoded the pixels to, or empty */
 };
 
 void load_encrypted(const char *in, Encrypted &E)
@@ -32,15 +33,50 @@ void load_encrypted(const char *in, Encrypted &E)
     read_block(ds, hdr, &E.payload, in);
     if (!ds->tagExists(DCM_PixelData))
         fail(DCMC_ERR_INTEGRITY, "%s: the encrypted pixel data is missing", in);
-    if (DcmXfer(L.ts_uid.c_str()).isEncapsulated())
-        fail(DCMC_ERR_INTEGRITY, "%s: the encrypted pixel data has been recompressed", in);
+    /* Re-encoded by an archive: decoded first, judged by the MAC like native pixels. */
+    const bool reencoded = DcmXfer(L.ts_uid.c_str()).isEncapsulated() || pixel_sequence(ds);
+    if (reencoded) {
+        E.reencoded = L.ts_uid;
+        try {
+            decode_reencoded(L, hdr.layout, hdr.frames, E.px);
+        } catch (Failure &f) {
+            f.msg = std::string(in) + ": " + f.msg;
+            throw;
+        }
+    }
     /* The header's layout is authenticated; the dataset must agree with it. */
     if (!same_layout(cipher_layout(ds), hdr.layout) || frames_of(ds) != hdr.frames)
         fail(DCMC_ERR_INTEGRITY, "%s: image attributes no longer match the encrypted pixels", in);
-    native_bytes(ds, hdr.layout, hdr.frames, E.px, DCMC_ERR_INTEGRITY);
+    if (!reencoded)
+        native_bytes(ds, hdr.layout, hdr.frames, E.px, DCMC_ERR_INTEGRITY);
     /* Encryption writes the frames and at most a zero pad byte: anything else was added later. */
     if (E.px.has_tail)
         fail(DCMC_ERR_INTEGRITY, "%s: the pixel data holds more than the encrypted frames", in);
+}
+
+/* Why the key check or the MAC failed, as far as the object tells. */
+[[noreturn]] void refuse(const Encrypted &E, dcmc_status st, const char *in)
+{
+    if (st == DCMC_ERR_WRONG_KEY)
+        fail(st, "%s: wrong key or passphrase: the object was encrypted with another one (its key "
+                 "check value does not match)",
+             in);
+    if (st != DCMC_ERR_INTEGRITY)
+        fail(st, "%s: %s", in, dcmc_status_str(st));
+    const std::string &ts = E.reencoded;
+    if (!ts.empty() && (DcmXfer(ts.c_str()).isLossy() || ts == "1.2.840.10008.1.2.4.203"))
+        fail(st,
+             "%s: lossy recompression destroyed the cipher values: the encrypted pixels were "
+             "re-encoded as %s, which does not keep every value, so they can never be decrypted; "
+             "decrypt a copy stored before that re-encoding (and let the archive store encrypted "
+             "objects losslessly)",
+             in, DcmXfer(ts.c_str()).getXferName());
+    if (!ts.empty())
+        fail(st,
+             "%s: integrity check failed: the pixel data (re-encoded as %s) or the protected "
+             "attributes were changed or damaged",
+             in, DcmXfer(ts.c_str()).getXferName());
+    fail(st, "%s: integrity check failed: the object was changed or damaged", in);
 }
 
 /* Decrypt frames and payload in place; the protected bytes are put back into the dataset. */
@@ -51,12 +87,8 @@ void decrypt_pixels(Encrypted &E, const dcmc_key *key, int threads, std::string 
     size_t alen = 0;
     dcmc_status st = dcmc_image_decrypt(key, &E.hdr, threads, E.px.data.data(), E.px.data.size(),
                                         E.payload.data(), E.payload.size(), &attrs, &alen);
-    if (st == DCMC_ERR_WRONG_KEY)
-        fail(st, "%s: wrong key or passphrase", in);
-    if (st == DCMC_ERR_INTEGRITY)
-        fail(st, "%s: integrity check failed: the object was changed or damaged", in);
     if (st != DCMC_OK)
-        fail(st, "%s: %s", in, dcmc_status_str(st));
+        refuse(E, st, in);
     try {
         /* Our block first: the originals may hold a vendor block in the slot it took. */
         delete_block(E.L.ds);
@@ -99,7 +131,7 @@ void decrypt(const char *in, const char *out, const dcmc_key *key, int threads,
         info->read_ns = t1 - t0;
         info->cipher_ns = t2 - t1;
         info->write_ns = now_ns() - t2;
-        snprintf(info->transfer_syntax, sizeof info->transfer_syntax, "%s",
+        snprintf(info->output_transfer_syntax, sizeof info->output_transfer_syntax, "%s",
                  DcmXfer(xfer).getXferID());
     }
 }
@@ -112,10 +144,8 @@ void verify(const char *in, const dcmc_key *key, char sop_uid[65])
     size_t alen = 0;
     dcmc_status st = dcmc_image_open_attrs(key, &E.hdr, E.px.data.data(), E.px.data.size(),
                                            E.payload.data(), E.payload.size(), &attrs, &alen);
-    if (st == DCMC_ERR_WRONG_KEY)
-        fail(st, "%s: encrypted with another key or passphrase", in);
     if (st != DCMC_OK)
-        fail(st, "%s: integrity check failed: the object was changed or damaged", in);
+        refuse(E, st, in);
     try {
         check_bound(E.L.ds, attrs, alen, in);
     } catch (...) {

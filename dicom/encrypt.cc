@@ -62,11 +62,18 @@ void encrypt(const char *in, const char *out, const dcmc_key *key, const dcmc_kd
     init_once();
     if (!host_little_endian())
         fail(DCMC_ERR_UNSUPPORTED, "big-endian hosts are not supported");
+    check_output_syntax(dopt ? dopt->transfer_syntax : nullptr);
     const uint64_t t0 = now_ns();
     Loaded L;
     load(in, L, true);
     if (find_block(L.ds) >= 0)
         fail(DCMC_ERR_ALREADY_ENCRYPTED, "%s is already encrypted by dcmcrypt", in);
+    const std::string mark = encryption_mark(L.ds);
+    if (!mark.empty())
+        fail(DCMC_ERR_ALREADY_ENCRYPTED,
+             "%s: its %s says it holds pixel data encrypted by dcmcrypt, whose private block "
+             "was removed: these are cipher values, not an image to encrypt",
+             in, mark.c_str());
     Pixels px;
     decode_pixels(L, px);
     fill_info(info, L, px);
@@ -85,11 +92,15 @@ void encrypt(const char *in, const char *out, const dcmc_key *key, const dcmc_kd
 
     put_native(ds, px);
     write_block(ds, hdr, pl);
-    save(L.ff, out, EXS_LittleEndianExplicit);
+    const E_TransferSyntax xfer =
+        encrypted_xfer(ds, px, L.ts_uid, dopt ? dopt->transfer_syntax : nullptr);
+    save(L.ff, out, xfer);
     if (info) {
         info->read_ns = t1 - t0;
         info->cipher_ns = t2 - t1;
         info->write_ns = now_ns() - t2;
+        snprintf(info->output_transfer_syntax, sizeof info->output_transfer_syntax, "%s",
+                 DcmXfer(xfer).getXferID());
     }
 }
 

@@ -113,6 +113,12 @@ void check_nesting(const char *path);
 void load(const char *path, Loaded &L, bool need_pixels, Uint32 max_read = DCM_MaxReadLength);
 
 void set_max_expansion(unsigned ratio);
+/* Compressed pixel data decodes to `frames` frames of `l`: refuse that before any decoder runs
+ * when it is far more than the file holds (a decompression bomb). */
+void check_expansion(const Loaded &L, const dcmc_layout &l, Uint32 frames);
+/* After decoding a lossy syntax: Lossy Image Compression "01" and, where the header did not say
+ * so already, the method (once lossy, always flagged: PS3.3 C.7.6.1.1.5). */
+void flag_lossy(DcmDataset *ds, const std::string &ts);
 
 dcmc_layout layout_of(DcmItem *ds);
 /* The layout the cipher sees (native YBR_*_422 as gray twice as wide). */
@@ -161,6 +167,19 @@ bool is_j2k(const std::string &ts);
 DcmPixelSequence *pixel_sequence(DcmDataset *ds);
 /* Decode a JPEG 2000 or HTJ2K object with OpenJPEG; the dataset then describes native pixels. */
 void decode_j2k(Loaded &L, Pixels &px, dcmc_layout l, Uint32 frames);
+/* The frames of a JPEG 2000 or HTJ2K pixel sequence into px (layout `l`, planar 0), the
+ * dataset's attributes untouched; returns the codestreams' precision. */
+unsigned decode_j2k_frames(DcmDataset *ds, const dcmc_layout &l, Uint32 frames, Pixels &px);
+
+/* ---- encrypted pixels an archive re-encoded (reencoded.cc) ----------------------------------- */
+
+/* Decode the encrypted pixels of an object some archive re-encoded (any syntax DCMTK or
+ * OpenJPEG decodes) into px, as the authenticated header describes them (`l`, `frames`); the
+ * attributes a lossless re-encoding may change (Planar Configuration, Photometric YBR_RCT) are
+ * set back. Whether the values are still the cipher's is for the MAC to say. */
+void decode_reencoded(Loaded &L, const dcmc_layout &l, Uint32 frames, Pixels &px);
+/* Samples of px (3 per pixel) rearranged to Planar Configuration `planar`. */
+void set_planar(Pixels &px, uint32_t planar);
 
 /* ---- the private block (block.cc) ------------------------------------------------------------ */
 
@@ -174,6 +193,10 @@ void write_block(DcmDataset *ds, const dcmc_header &hdr, const std::vector<Uint8
  * element (0011,xx05) that says so; it has no cipher header. */
 void write_marker_block(DcmDataset *ds);
 bool is_marker_block(DcmItem *ds, int block);
+/* The marks mark_encrypted leaves where people and archives look (Image Type, Series
+ * Description, comments, window explanation): the object says it holds cipher values, with or
+ * without our block. Empty when it says nothing, else the mark found. */
+std::string encryption_mark(DcmItem *ds);
 /* Delete our block, creator included. */
 void delete_block(DcmDataset *ds);
 
@@ -239,6 +262,13 @@ void restore_encrypted_attributes(DcmDataset *ds, DcmDataset &content, int at,
 void save(DcmFileFormat &ff, const char *out, E_TransferSyntax xfer);
 /* Re-encode to the original syntax where that is lossless and DCMTK can; what is written. */
 E_TransferSyntax output_xfer(DcmDataset *ds, const std::string &ts_uid);
+/* How the encrypted object is written (dcmc_dicom_options.transfer_syntax says how `want`
+ * chooses), its pixel data (px, native in ds) encoded to match; explicit VR little endian
+ * wherever a pixel encoding cannot be used or would not decode to exactly px. */
+/* DCMC_ERR_ARG unless `want` is null, empty or a syntax encrypted_xfer can write. */
+void check_output_syntax(const char *want);
+E_TransferSyntax encrypted_xfer(DcmDataset *ds, const Pixels &px, const std::string &orig_ts,
+                                const char *want);
 
 /* ---- the operations (encrypt.cc, decrypt.cc, dicomdir.cc) ------------------------------------ */
 

@@ -9,7 +9,7 @@
 
 #include <cstring>
 
-#include <openjpeg.h>
+#include "opj.h"
 
 namespace dcmci {
 
@@ -80,23 +80,9 @@ OPJ_BOOL mem_seek(OPJ_OFF_T n, void *user)
     return OPJ_TRUE;
 }
 
-void quiet_cb(const char *, void *) {}
-
-/* OpenJPEG's objects for one codestream, released however the caller leaves. */
-class Decoder {
+/* One codestream through OpenJPEG (opj.h owns its objects). */
+class Decoder : public OpjSession {
 public:
-    Decoder() = default;
-    ~Decoder()
-    {
-        if (img_)
-            opj_image_destroy(img_);
-        if (stream_)
-            opj_stream_destroy(stream_);
-        if (codec_)
-            opj_destroy_codec(codec_);
-    }
-    Decoder(const Decoder &) = delete;
-    Decoder &operator=(const Decoder &) = delete;
 
     /* The decoded image of `len` bytes at `data` (which must outlive this object). */
     const opj_image_t &decode(const Uint8 *data, size_t len)
@@ -107,9 +93,9 @@ public:
         stream_ = opj_stream_create(1 << 16, OPJ_TRUE);
         if (!codec_ || !stream_)
             fail(DCMC_ERR_NOMEM, "OpenJPEG: out of memory");
-        opj_set_error_handler(codec_, quiet_cb, nullptr);
-        opj_set_warning_handler(codec_, quiet_cb, nullptr);
-        opj_set_info_handler(codec_, quiet_cb, nullptr);
+        opj_set_error_handler(codec_, opj_quiet, nullptr);
+        opj_set_warning_handler(codec_, opj_quiet, nullptr);
+        opj_set_info_handler(codec_, opj_quiet, nullptr);
         opj_stream_set_user_data(stream_, &ms_, nullptr);
         opj_stream_set_user_data_length(stream_, len);
         opj_stream_set_read_function(stream_, mem_read);
@@ -125,9 +111,6 @@ public:
 
 private:
     MemStream ms_{nullptr, 0, 0};
-    opj_codec_t *codec_ = nullptr;
-    opj_stream_t *stream_ = nullptr;
-    opj_image_t *img_ = nullptr;
 };
 
 /* Every component must be what the attributes describe (dcm2niix checks the same): one per
@@ -275,9 +258,7 @@ void j2k_native_attributes(DcmDataset *ds, const std::string &ts, Uint32 frames,
             ds->putAndInsertString(DCM_PhotometricInterpretation, "RGB");
         ds->putAndInsertUint16(DCM_PlanarConfiguration, 0);
     }
-    if ((ts == "1.2.840.10008.1.2.4.91" || ts == "1.2.840.10008.1.2.4.93") &&
-        !ds->tagExists(DCM_LossyImageCompressionMethod))
-        ds->putAndInsertString(DCM_LossyImageCompressionMethod, "ISO_15444_1");
+    flag_lossy(ds, ts);
     if (frames == 1 && ds->tagExists(DCM_NumberOfFrames) &&
         single_frame_class(get_string(ds, DCM_SOPClassUID)))
         ds->findAndDeleteElement(DCM_NumberOfFrames);
@@ -286,17 +267,14 @@ void j2k_native_attributes(DcmDataset *ds, const std::string &ts, Uint32 frames,
 
 } // namespace
 
-void decode_j2k(Loaded &L, Pixels &px, dcmc_layout l, Uint32 frames)
+unsigned decode_j2k_frames(DcmDataset *ds, const dcmc_layout &l, Uint32 frames, Pixels &px)
 {
-    DcmDataset *ds = L.ds;
-    check_layout(l, "");
     if (l.bits_allocated != 8 && l.bits_allocated != 16)
         fail(DCMC_ERR_UNSUPPORTED, "JPEG 2000 with %u bits allocated", l.bits_allocated);
     DcmPixelSequence *seq = pixel_sequence(ds);
     if (!seq)
         fail(DCMC_ERR_FORMAT, "JPEG 2000 object without encapsulated pixel data");
     std::vector<std::vector<Uint8>> cs = j2k_frames(seq, frames);
-    l.planar = 0; /* decoded samples are interleaved */
     px.reset(l, frames);
     const size_t fb = px.frame_bytes;
     unsigned prec = l.bits_stored;
@@ -309,6 +287,15 @@ void decode_j2k(Loaded &L, Pixels &px, dcmc_layout l, Uint32 frames)
                  (unsigned)f + 1, p, prec);
         prec = p;
     }
+    return prec;
+}
+
+void decode_j2k(Loaded &L, Pixels &px, dcmc_layout l, Uint32 frames)
+{
+    DcmDataset *ds = L.ds;
+    check_layout(l, "");
+    l.planar = 0; /* decoded samples are interleaved */
+    const unsigned prec = decode_j2k_frames(ds, l, frames, px);
     j2k_native_attributes(ds, L.ts_uid, frames, prec);
     px.layout = layout_of(ds);
     px.layout.planar = 0;

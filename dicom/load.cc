@@ -44,6 +44,10 @@ void init_once()
     std::call_once(once, [] {
         /* Library code never prints: DCMTK's own warnings would otherwise go to stderr. */
         OFLog::configure(OFLogger::OFF_LOG_LEVEL);
+        /* Explicit VR UN for a tag the dictionary knows (an older writer's, or a relay's) is read
+         * as the dictionary's VR, as pydicom and GDCM read it: a UID stored as UN is still a
+         * UID to map, and its value is what it always was. Written back with the real VR. */
+        dcmEnableUnknownVRConversion.set(OFTrue);
         DcmRLEDecoderRegistration::registerCodecs();
         DcmRLEEncoderRegistration::registerCodecs();
         DJDecoderRegistration::registerCodecs();
@@ -200,8 +204,6 @@ void check_layout(const dcmc_layout &l, const std::string &photometric)
 
 /* ---- decoding ------------------------------------------------------------------------------ */
 
-namespace {
-
 /* Compressed pixel data (encapsulated, or a deflated dataset) is decoded into Rows x Columns x
  * Frames, which its decoders allocate before they find out whether the data is there: a 40 KB
  * file can declare gigabytes. Refuse a declared size beyond the expansion limit before any
@@ -222,7 +224,38 @@ void check_expansion(const Loaded &L, const dcmc_layout &l, Uint32 frames)
              decoded / 1e6, L.file_bytes / 1e3, (unsigned long long)ratio);
 }
 
+namespace {
+
+/* The Lossy Image Compression Method a lossy syntax implies (PS3.3 C.7.6.1.1.5.1), or null. */
+const char *lossy_method(const std::string &ts)
+{
+    static const struct {
+        const char *ts, *method;
+    } m[] = {{"1.2.840.10008.1.2.4.50", "ISO_10918_1"},  {"1.2.840.10008.1.2.4.51", "ISO_10918_1"},
+             {"1.2.840.10008.1.2.4.81", "ISO_14495_1"},  {"1.2.840.10008.1.2.4.91", "ISO_15444_1"},
+             {"1.2.840.10008.1.2.4.93", "ISO_15444_1"},  {"1.2.840.10008.1.2.4.203", "ISO_15444_15"}};
+    for (const auto &e : m)
+        if (ts == e.ts)
+            return e.method;
+    return nullptr;
+}
+
 } // namespace
+
+/* JPEG 2000 as GDCM decodes it: the method added whenever it is missing. DCMTK's decoders add
+ * nothing, and an original already flagged "01" stays as they leave it; one that is not gets
+ * the flag and the method. DCMTK 3.6.7 does not know HTJ2K, hence the table. */
+void flag_lossy(DcmDataset *ds, const std::string &ts)
+{
+    const char *method = lossy_method(ts);
+    if (!method && !DcmXfer(ts.c_str()).isLossy())
+        return;
+    const bool flagged = get_string(ds, DCM_LossyImageCompression) == "01";
+    if (!flagged)
+        ds->putAndInsertString(DCM_LossyImageCompression, "01");
+    if (method && (!flagged || is_j2k(ts)) && !ds->tagExists(DCM_LossyImageCompressionMethod))
+        ds->putAndInsertString(DCM_LossyImageCompressionMethod, method);
+}
 
 void decode_pixels(Loaded &L, Pixels &px)
 {
@@ -247,6 +280,7 @@ void decode_pixels(Loaded &L, Pixels &px)
             fail(DCMC_ERR_UNSUPPORTED, "cannot decode transfer syntax %s (%s)", L.ts_uid.c_str(),
                  x.getXferName());
     }
+    flag_lossy(ds, L.ts_uid);
     l = cipher_layout(ds); /* the decoder may have converted colour or planes */
     check_layout(l, l.samples == 1 ? "" : get_string(ds, DCM_PhotometricInterpretation));
     native_bytes(ds, l, frames, px);

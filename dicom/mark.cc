@@ -23,6 +23,8 @@ namespace {
 const char *const kMarker =
     "ENCRYPTED PIXEL DATA (dcmcrypt): not for diagnosis; restore with dcmdecrypt";
 const char *const kSeriesMarker = "ENCRYPTED (dcmcrypt)";
+const char *const kDerivation = "Pixel data encrypted by dcmcrypt";
+const char *const kWindowMarker = "DCMCRYPT CIPHER VALUES";
 
 /* Attributes that show or describe the original pixels and have no place in the encrypted
  * object (the Histogram Sequence too: it is the pixel distribution). */
@@ -30,6 +32,10 @@ const DcmTagKey kRemoved[] = {
     DCM_IconImageSequence,          DCM_SmallestImagePixelValue,   DCM_LargestImagePixelValue,
     DCM_SmallestPixelValueInSeries, DCM_LargestPixelValueInSeries, DCM_PixelPaddingValue,
     DCM_PixelPaddingRangeLimit,     DCM_VOILUTSequence,            DCM_HistogramSequence,
+    /* Trailing padding means nothing (PS3.10 7.2) and its bytes are whatever the writer left;
+     * archives drop it (Orthanc does). It goes into the protected originals, so decryption
+     * puts it back exactly, whatever an archive did to the encrypted copy. */
+    DCM_DataSetTrailingPadding,
 };
 
 /* UI attributes that name a class, a transfer syntax, a coding scheme or an organisation's
@@ -265,7 +271,7 @@ void put_cipher_window(DcmItem *item, const dcmc_layout &l, const Rescale &r)
         c += std::fabs(r.slope) / 2;
     item->putAndInsertString(DCM_WindowCenter, ds_value(c).c_str());
     item->putAndInsertString(DCM_WindowWidth, ds_value(w).c_str());
-    item->putAndInsertString(DCM_WindowCenterWidthExplanation, "DCMCRYPT CIPHER VALUES");
+    item->putAndInsertString(DCM_WindowCenterWidthExplanation, kWindowMarker);
     item->findAndDeleteElement(DCM_VOILUTFunction);
 }
 
@@ -314,9 +320,20 @@ void windows(DcmDataset *ds, const dcmc_layout &l)
     }
     replace_windows(ds, l, r);
     /* Viewers show the noise as even grey rather than a guess; enhanced objects keep their
-     * windows in the functional groups only. */
-    if (mono && !is_enhanced(ds) && !ds->tagExists(DCM_WindowCenter))
-        put_cipher_window(ds, l, r);
+     * windows in the functional groups only, so one without any gets the cipher window in the
+     * shared group. The window's explanation is also the mark that anonymizers leave (they
+     * remove descriptions, comments and our block; enhanced Image Types are never marked). */
+    if (!mono)
+        return;
+    if (ds->tagExists(DCM_WindowCenter, OFTrue))
+        return;
+    /* An enhanced object whose writer left the functional groups out gets it at the top. */
+    DcmItem *voi = ds;
+    if (is_enhanced(ds) &&
+        ds->findAndGetSequenceItem(DCM_SharedFunctionalGroupsSequence, shared, 0).good() &&
+        shared && shared->findOrCreateSequenceItem(DCM_FrameVOILUTSequence, voi, 0).bad())
+        return;
+    put_cipher_window(voi, l, r);
 }
 
 /* Image Type of a classic object: DERIVED\SECONDARY and a last value ENCRYPTED. Enhanced
@@ -359,10 +376,32 @@ void say_encrypted(DcmDataset *ds)
     ds->putAndInsertString(DCM_SeriesDescription, desc.c_str());
     ds->putAndInsertString(DCM_ImageComments, kMarker);
     ds->putAndInsertString(DCM_DerivationDescription,
-                           "Pixel data encrypted by dcmcrypt (AT-ResNet-CM); not for diagnosis");
+                           (std::string(kDerivation) + " (AT-ResNet-CM); not for diagnosis").c_str());
 }
 
 } // namespace
+
+std::string encryption_mark(DcmItem *ds)
+{
+    const std::string type = get_string(ds, DCM_ImageType);
+    if (type.size() >= 10 && type.compare(type.size() - 10, 10, "\\ENCRYPTED") == 0)
+        return "Image Type " + type;
+    if (get_string(ds, DCM_SeriesDescription).rfind(kSeriesMarker, 0) == 0)
+        return std::string("Series Description ") + kSeriesMarker;
+    if (get_string(ds, DCM_ImageComments).rfind(kMarker, 0) == 0)
+        return "Image Comments";
+    if (get_string(ds, DCM_DerivationDescription).rfind(kDerivation, 0) == 0)
+        return "Derivation Description";
+    /* At any depth: enhanced objects keep their windows (and ours) in functional groups, and
+     * anonymizers leave windows alone. */
+    OFString win;
+    const bool has_win = parsing("an attribute value", [&] {
+        return ds->findAndGetOFString(DCM_WindowCenterWidthExplanation, win, 0, OFTrue).good();
+    });
+    if (has_win && std::string(win.c_str()).find(kWindowMarker) != std::string::npos)
+        return std::string("window explanation ") + kWindowMarker;
+    return std::string();
+}
 
 void map_instance_uids(DcmItem *item, const uint8_t uid_key[32])
 {

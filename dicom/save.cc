@@ -4,6 +4,7 @@
  * check that the whole file reached the disk.
  */
 #include "internal.h"
+#include "j2k_encode.h"
 
 #include "dcmtk/dcmjpeg/djrplol.h"
 #include "dcmtk/dcmjpls/djrparam.h"
@@ -11,6 +12,7 @@
 #include <sys/stat.h>
 
 #include <cerrno>
+#include <cstring>
 
 namespace dcmci {
 
@@ -39,53 +41,9 @@ void save(DcmFileFormat &ff, const char *out, E_TransferSyntax xfer)
 
 namespace {
 
-/* Try one encoder; codecs also edit attributes (Derivation Description...), which the caller
- * puts back. */
-bool try_encode(DcmDataset *ds, E_TransferSyntax t, const DcmRepresentationParameter *rp)
-{
-    return ds->chooseRepresentation(t, rp).good() && ds->canWriteXfer(t);
-}
-
-E_TransferSyntax encode_as(DcmDataset *ds, const std::string &ts_uid)
-{
-    const E_TransferSyntax t = DcmXfer(ts_uid.c_str()).getXfer();
-    switch (t) {
-    case EXS_LittleEndianImplicit:
-    case EXS_BigEndianExplicit:
-    case EXS_DeflatedLittleEndianExplicit:
-        return t;
-    case EXS_RLELossless:
-        if (try_encode(ds, t, nullptr))
-            return t;
-        break;
-    case EXS_JPEGProcess14:
-    case EXS_JPEGProcess14SV1: {
-        DJ_RPLossless rp(1, 0);
-        if (try_encode(ds, t, &rp))
-            return t;
-        break;
-    }
-    case EXS_JPEGLSLossless: {
-        /* CharLS as shipped with DCMTK 3.6.7 aborts on some signed images: keep those native. */
-        if (get_int(ds, DCM_PixelRepresentation, 0) != 0)
-            break;
-        DJLSRepresentationParameter rp(0, OFTrue);
-        if (try_encode(ds, t, &rp))
-            return t;
-        break;
-    }
-    default:
-        break;
-    }
-    ds->chooseRepresentation(EXS_LittleEndianExplicit, nullptr);
-    return EXS_LittleEndianExplicit;
-}
-
-} // namespace
-
-/* Re-encode to the original transfer syntax where that is lossless and DCMTK can do it, with
- * every other attribute exactly as restored. */
-E_TransferSyntax output_xfer(DcmDataset *ds, const std::string &ts_uid)
+/* Try one of DCMTK's encoders with every other attribute kept as it was: codecs also edit
+ * attributes (Derivation Description, ...), which are put back. */
+bool dcmtk_encode(DcmDataset *ds, E_TransferSyntax t, const DcmRepresentationParameter *rp)
 {
     DcmDataset before;
     for (unsigned long i = 0; i < ds->card(); i++) {
@@ -93,7 +51,7 @@ E_TransferSyntax output_xfer(DcmDataset *ds, const std::string &ts_uid)
         if (el && el->getTag() != DCM_PixelData)
             before.insert(OFstatic_cast(DcmElement *, el->clone()), OFTrue);
     }
-    const E_TransferSyntax t = encode_as(ds, ts_uid);
+    const bool ok = ds->chooseRepresentation(t, rp).good() && ds->canWriteXfer(t);
     for (unsigned long i = ds->card(); i-- > 0;) {
         DcmElement *el = ds->getElement(i);
         if (el && el->getTag() != DCM_PixelData && !before.tagExists(el->getTag()))
@@ -104,7 +62,160 @@ E_TransferSyntax output_xfer(DcmDataset *ds, const std::string &ts_uid)
         if (el)
             ds->insert(el, OFTrue);
     }
-    return t;
+    return ok;
+}
+
+/* Encode ds's native pixels losslessly as `t` (RLE, JPEG lossless SV1, JPEG-LS lossless) with
+ * DCMTK; false when DCMTK cannot. */
+bool encode_lossless(DcmDataset *ds, E_TransferSyntax t)
+{
+    switch (t) {
+    case EXS_RLELossless:
+        return dcmtk_encode(ds, t, nullptr);
+    case EXS_JPEGProcess14:
+    case EXS_JPEGProcess14SV1: {
+        DJ_RPLossless rp(1, 0);
+        return dcmtk_encode(ds, t, &rp);
+    }
+    case EXS_JPEGLSLossless: {
+        /* CharLS as shipped with DCMTK 3.6.7 aborts on some signed images: keep those native. */
+        if (get_int(ds, DCM_PixelRepresentation, 0) != 0)
+            return false;
+        DJLSRepresentationParameter rp(0, OFTrue);
+        return dcmtk_encode(ds, t, &rp);
+    }
+    default:
+        return false;
+    }
+}
+
+} // namespace
+
+/* Re-encode to the original transfer syntax where that is lossless and DCMTK can do it, with
+ * every other attribute exactly as restored. */
+E_TransferSyntax output_xfer(DcmDataset *ds, const std::string &ts_uid)
+{
+    const E_TransferSyntax t = DcmXfer(ts_uid.c_str()).getXfer();
+    switch (t) {
+    case EXS_LittleEndianImplicit:
+    case EXS_BigEndianExplicit:
+    case EXS_DeflatedLittleEndianExplicit:
+        return t;
+    default:
+        if (encode_lossless(ds, t))
+            return t;
+        ds->chooseRepresentation(EXS_LittleEndianExplicit, nullptr);
+        return EXS_LittleEndianExplicit;
+    }
+}
+
+/* ---- the encrypted object's transfer syntax --------------------------------------------------- */
+
+namespace {
+
+/* The lossless syntax of the original's family that we can write (docs/dicom.md, "Transfer
+ * syntax of the encrypted object"), or explicit VR little endian. */
+E_TransferSyntax family_of(const std::string &ts)
+{
+    if (ts == "1.2.840.10008.1.2.5")
+        return EXS_RLELossless;
+    if (ts == "1.2.840.10008.1.2.4.57" || ts == "1.2.840.10008.1.2.4.70")
+        return EXS_JPEGProcess14SV1;
+    if (ts == "1.2.840.10008.1.2.4.80")
+        return EXS_JPEGLSLossless;
+    /* HTJ2K lossless too: OpenJPEG 2.5 decodes HTJ2K but encodes only classic JPEG 2000. */
+    if (ts == "1.2.840.10008.1.2.4.90" || ts == "1.2.840.10008.1.2.4.201" ||
+        ts == "1.2.840.10008.1.2.4.202")
+        return EXS_JPEG2000LosslessOnly;
+    if (ts == "1.2.840.10008.1.2.1.99")
+        return EXS_DeflatedLittleEndianExplicit;
+    return EXS_LittleEndianExplicit;
+}
+
+/* Decode what was just encoded, as decryption will, and compare with the cipher's values: an
+ * encoder that lost one bit would make the object undecryptable for ever. */
+bool decodes_to(DcmDataset *ds, E_TransferSyntax t, const Pixels &px)
+{
+    Loaded V;
+    *V.ff.getDataset() = *ds;
+    V.ds = V.ff.getDataset();
+    V.ts_uid = DcmXfer(t).getXferID();
+    V.file_bytes = UINT64_MAX / 1024; /* our own bytes: no expansion limit */
+    Pixels back;
+    try {
+        decode_reencoded(V, px.layout, px.frames, back);
+    } catch (const Failure &) {
+        return false;
+    }
+    return !back.has_tail && back.data == px.data;
+}
+
+/* Native pixel data bytes, to compare an encoding with. */
+uint64_t native_size(const Pixels &px)
+{
+    const uint64_t n = px.data.size();
+    return n + (n % 2);
+}
+
+uint64_t encoded_size(DcmDataset *ds, E_TransferSyntax t)
+{
+    DcmElement *el = nullptr;
+    if (ds->findAndGetElement(DCM_PixelData, el).bad() || !el)
+        return UINT64_MAX;
+    return el->calcElementLength(t, EET_ExplicitLength);
+}
+
+} // namespace
+
+void check_output_syntax(const char *want)
+{
+    static const char *const ok[] = {"keep",
+                                     "1.2.840.10008.1.2.1",
+                                     "1.2.840.10008.1.2.1.99",
+                                     "1.2.840.10008.1.2.5",
+                                     "1.2.840.10008.1.2.4.70",
+                                     "1.2.840.10008.1.2.4.80",
+                                     "1.2.840.10008.1.2.4.90"};
+    if (!want || !*want)
+        return;
+    for (const char *u : ok)
+        if (strcmp(want, u) == 0)
+            return;
+    fail(DCMC_ERR_ARG, "transfer syntax %s cannot hold encrypted pixels exactly (lossless ones: "
+                       "see docs/dicom.md)",
+         want);
+}
+
+E_TransferSyntax encrypted_xfer(DcmDataset *ds, const Pixels &px, const std::string &orig_ts,
+                                const char *want)
+{
+    const dcmc_layout &l = px.layout;
+    const E_TransferSyntax family = family_of(orig_ts);
+    /* The default: native, which every reader decodes without a pixel codec (pydicom as
+     * Debian ships it decodes no JPEG family; dicom3tools reads no deflate). */
+    if (!want || !*want)
+        return EXS_LittleEndianExplicit;
+    const bool keep = strcmp(want, "keep") == 0;
+    const E_TransferSyntax t = keep ? family : DcmXfer(want).getXfer();
+    if (t == EXS_LittleEndianExplicit || t == EXS_DeflatedLittleEndianExplicit)
+        return keep && l.bits_stored >= l.bits_allocated ? EXS_LittleEndianExplicit : t;
+    /* Cipher layouts a compressed syntax cannot describe as they are: 1-bit, 32-bit, colour by
+     * planes, native YBR 4:2:2 encrypted as grey twice as wide. */
+    const bool fits = (l.bits_allocated == 8 || l.bits_allocated == 16) &&
+                      (l.samples == 1 || (l.samples == 3 && l.planar == 0)) &&
+                      l.samples == (uint32_t)get_int(ds, DCM_SamplesPerPixel, 1);
+    bool ok = fits && (t == EXS_JPEG2000LosslessOnly ? encode_j2k_lossless(ds, px)
+                                                     : encode_lossless(ds, t));
+    if (ok) {
+        DcmElement *el = nullptr;
+        if (ds->findAndGetElement(DCM_PixelData, el).good() && el && el->ident() == EVR_PixelData)
+            OFstatic_cast(DcmPixelData *, el)->removeAllButCurrentRepresentations();
+        ok = decodes_to(ds, t, px) && (!keep || encoded_size(ds, t) < native_size(px));
+    }
+    if (ok)
+        return t;
+    put_native(ds, px); /* a fresh native element: whatever the encoder left goes */
+    return EXS_LittleEndianExplicit;
 }
 
 } // namespace dcmci

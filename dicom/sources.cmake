@@ -5,6 +5,8 @@ set(DCMC_DICOM_SOURCES
   ${CMAKE_CURRENT_LIST_DIR}/load.cc
   ${CMAKE_CURRENT_LIST_DIR}/pixels.cc
   ${CMAKE_CURRENT_LIST_DIR}/j2k.cc
+  ${CMAKE_CURRENT_LIST_DIR}/j2k_encode.cc
+  ${CMAKE_CURRENT_LIST_DIR}/reencoded.cc
   ${CMAKE_CURRENT_LIST_DIR}/block.cc
   ${CMAKE_CURRENT_LIST_DIR}/protect.cc
   ${CMAKE_CURRENT_LIST_DIR}/mark.cc

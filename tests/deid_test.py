@@ -23,7 +23,7 @@ write (pydicom, DCMTK's dcmodify, dicom3tools' dciodvfy, GDCM's gdcmanon, the op
 Usage: deid_test.py BINDIR SAMPLEDIR (SAMPLEDIR is sample-data, holding dicom/)
 Prints `ok   ...` / `FAIL ...` / `SKIP ...` lines, exits 1 if anything failed.
 """
-import atexit, copy, datetime, io, math, os, re, shutil, signal, subprocess, sys, tempfile, warnings
+import copy, datetime, io, math, os, re, subprocess, sys
 
 import numpy as np
 import pydicom
@@ -31,166 +31,16 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.sequence import Sequence
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
-warnings.filterwarnings("ignore")
-try:  # judge values as stored: an odd value in a sample is not the test's business
-    pydicom.config.settings.reading_validation_mode = pydicom.config.IGNORE
-    pydicom.config.settings.writing_validation_mode = pydicom.config.IGNORE
-except AttributeError:
-    pass
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from e2e import *  # noqa: E402,F401,F403 - the shared harness: ok/bad/check, run, compare
 
-BIN, SAMPLES = sys.argv[1], sys.argv[2]
-ENC, DEC = os.path.join(BIN, "dcmencrypt"), os.path.join(BIN, "dcmdecrypt")
+SAMPLES = sys.argv[2]
 DICOM = os.path.join(SAMPLES, "dicom")
 HERE = os.path.dirname(os.path.abspath(__file__))
 SEEDS = os.path.join(HERE, "fuzz", "seeds")
 CT = os.path.join(DICOM, "pydicom_CT_small_128x128.dcm")
 MR_BE = os.path.join(DICOM, "pydicom_MR_small_bigendian.dcm")
 EMRI = os.path.join(DICOM, "pydicom-data_emri_small_enhancedMR_10frames.dcm")
-
-T = tempfile.mkdtemp(prefix="dcmc-header-")
-atexit.register(shutil.rmtree, T, True)
-signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # ctest's timeout: still clean up
-FAILS = PASSES = 0
-
-
-def ok(msg):
-    global PASSES
-    PASSES += 1
-    print(f"ok   {msg}", flush=True)
-
-
-def bad(msg):
-    global FAILS
-    FAILS += 1
-    print(f"FAIL {msg}", flush=True)
-
-
-def skip(msg):
-    print(f"SKIP {msg}", flush=True)
-
-
-def check(cond, msg, detail=""):
-    if cond:
-        ok(msg)
-    else:
-        bad(f"{msg}: {detail}" if detail else msg)
-    return cond
-
-
-def p(*names):
-    return os.path.join(T, *names)
-
-
-def run(cmd, env=None, timeout=300):
-    e = dict(os.environ)
-    e.update(env or {})
-    r = subprocess.run([str(c) for c in cmd], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                       env=e, timeout=timeout)
-    return r.returncode, r.stdout.decode(errors="replace"), r.stderr.decode(errors="replace")
-
-
-def expect(want, name, cmd, env=None):
-    """Run cmd; ok when it exits `want`. Returns (rc, stderr)."""
-    rc, out, err = run(cmd, env)
-    check(rc == want, f"{name} (exit {rc})", f"wanted exit {want}: {(out + err).strip()[-400:]}")
-    return rc, err
-
-
-def new_key(name):
-    path = p(name)
-    rc, out, _ = run(["openssl", "rand", "-hex", "32"])
-    with open(path, "w") as f:
-        f.write(out if rc == 0 and len(out.strip()) == 64 else os.urandom(32).hex() + "\n")
-    os.chmod(path, 0o600)
-    return path
-
-
-def encrypt(src, dst, *extra, key=None):
-    return run([ENC, "--key-file", key, *extra, src, dst])
-
-
-def decrypt(src, dst, key=None, *extra):
-    return run([DEC, "--key-file", key, *extra, src, dst])
-
-
-def read(path):
-    return pydicom.dcmread(path, force=True)
-
-
-def save(ds, path):
-    ds.save_as(path, write_like_original=True)
-    return path
-
-
-# --- comparing ---------------------------------------------------------------------------------
-
-def elements(ds, path=()):
-    """Every element but Pixel Data and group lengths, at every depth, keyed by its path:
-    (VR, value) for a value, ("SQ", number of items) for a sequence."""
-    res = {}
-    for tag in list(ds.keys()):
-        if tag.element == 0 or tag == 0x7FE00010:
-            continue
-        try:
-            el = ds[tag]
-        except Exception:  # noqa: BLE001 - a value pydicom will not convert: its raw form
-            raw = ds.get_item(tag)
-            res[path + (tag,)] = (str(getattr(raw, "VR", "?")), repr(getattr(raw, "value", None)))
-            continue
-        if el.VR == "SQ":
-            res[path + (tag,)] = ("SQ", len(el.value))
-            for i, item in enumerate(el.value):
-                res.update(elements(item, path + (tag, i)))
-        else:
-            res[path + (tag,)] = (str(el.VR), repr(el.value))
-    return res
-
-
-def show_path(path):
-    return ">".join(str(x) if isinstance(x, int) and not isinstance(x, pydicom.tag.BaseTag)
-                    else f"({x.group:04x},{x.element:04x})" for x in path)
-
-
-def differences(orig_path, got_path, meta=True):
-    """What differs between two objects: meta (transfer syntax, SOP class and instance), every
-    element at every depth (private ones too), pixel values and Pixel Data bytes."""
-    a, b = read(orig_path), read(got_path)
-    out = []
-    if meta:
-        for kw, own in (("TransferSyntaxUID", None), ("MediaStorageSOPClassUID", "SOPClassUID"),
-                        ("MediaStorageSOPInstanceUID", "SOPInstanceUID")):
-            va, vb = str(a.file_meta.get(kw)), str(b.file_meta.get(kw))
-            # A meta header that disagreed with its own dataset (pydicom's rtdose sample) may come
-            # back agreeing with it: group 0002 describes the file, it is no attribute of the object.
-            if va != vb and not (own and va != str(a.get(own)) and vb == str(a.get(own))):
-                out.append(f"meta {kw}: {va} -> {vb}")
-    ea, eb = elements(a), elements(b)
-    for k in sorted(set(ea) | set(eb), key=lambda k: str(k)):
-        if ea.get(k) != eb.get(k):
-            out.append(f"{show_path(k)}: {str(ea.get(k, 'absent'))[:80]} -> {str(eb.get(k, 'absent'))[:80]}")
-    if ("PixelData" in a) != ("PixelData" in b):
-        out.append("Pixel Data present in only one")
-    elif "PixelData" in a:
-        try:
-            pa, pb = a.pixel_array, b.pixel_array
-            if pa.shape != pb.shape or not np.array_equal(pa, pb):
-                n = int(np.count_nonzero(pa != pb)) if pa.shape == pb.shape else -1
-                out.append(f"pixel values differ ({n} values)")
-        except Exception as ex:  # noqa: BLE001
-            out.append(f"pixels do not decode: {ex!r:.100}")
-        if str(a.file_meta.get("TransferSyntaxUID")) == str(b.file_meta.get("TransferSyntaxUID")) \
-                and a.PixelData != b.PixelData:
-            out.append("Pixel Data bytes differ")
-    return out
-
-
-def check_same(name, orig_path, got_path, meta=True):
-    try:
-        d = differences(orig_path, got_path, meta)
-    except Exception as ex:  # noqa: BLE001
-        d = [f"cannot compare: {ex!r:.200}"]
-    check(not d, name, f"{len(d)} differences, e.g. " + "; ".join(d[:4]))
-
 
 # UIDs that name a class, a syntax or a coding scheme, not an instance (docs/dicom.md).
 NON_INSTANCE_UI = {0x00080016, 0x00081150, 0x0008010C, 0x00041510, 0x00041512, 0x00080062,
@@ -258,10 +108,6 @@ def near(a, b):
 def dciodvfy_errors(path):
     _, out, err = run(["dciodvfy", path])
     return {l.strip() for l in (out + err).splitlines() if l.strip().startswith("Error")}
-
-
-def section(title):
-    print(f"# {title}", flush=True)
 
 
 # --- inputs made here --------------------------------------------------------------------------
@@ -553,6 +399,17 @@ def day(da):
     return datetime.date(int(da[:4]), int(da[4:6]), int(da[6:8]))
 
 
+def instant(ds, what):
+    """The datetime of (what)Date and (what)Time, seconds precision."""
+    t = str(ds.get(f"{what}Time", "") or "000000").split(".")[0].ljust(6, "0")
+    return datetime.datetime.combine(day(str(ds.get(f"{what}Date"))),
+                                     datetime.time(int(t[:2]), int(t[2:4]), int(t[4:6])))
+
+
+def shift(orig, enc, what):
+    return instant(enc, what) - instant(orig, what)
+
+
 def deidentify():
     section("5. --deidentify")
     src = planted(p("pl.dcm"))
@@ -604,12 +461,15 @@ def deidentify():
               f"{e2.PatientID} vs {e.PatientID}")
         check(str(e2.StudyInstanceUID) != str(e.StudyInstanceUID), "... and its own Study Instance UID")
         try:
-            s1 = (day(str(e.StudyDate)) - day(PLANTED["StudyDate"])).days
-            s2 = (day(str(e2.StudyDate)) - day("20210105")).days
-            check(s1 == s2 and s1 != 0, f"the Study Dates of both files are shifted by the same {s1} days",
-                  f"{s1} and {s2} days")
-            sd = (day(str(e.SeriesDate)) - day(str(orig.SeriesDate))).days if orig.get("SeriesDate") and e.get("SeriesDate") else None
-            check(sd == s1, "Series Date shifted by the same days as the Study Date", f"{sd} vs {s1}")
+            # One shift of date and time together per patient: compare instants, not days (a time
+            # near midnight moves its date one day more than another's).
+            o2 = read(src2)
+            s1 = shift(orig, e, "Study")
+            s2 = shift(o2, e2, "Study")
+            check(s1 == s2 and s1, f"the Study Date/Time of both files are shifted by the same {s1}",
+                  f"{s1} and {s2}")
+            sd = shift(orig, e, "Series") if orig.get("SeriesDate") and e.get("SeriesDate") else None
+            check(sd == s1, "Series Date/Time shifted by the same as the Study Date/Time", f"{sd} vs {s1}")
         except Exception as ex:  # noqa: BLE001
             bad(f"dates not readable after --deidentify: {ex!r:.160} (StudyDate {e.get('StudyDate')!r})")
 
@@ -873,25 +733,13 @@ def password_recipient():
 
 
 def main():
-    for f in (ENC, DEC):
-        if not os.access(f, os.X_OK):
-            bad(f"{f} not found")
-            return 1
-    e1 = None
-    for step in (default_mode, bound_attributes, enhanced_mr, compatibility, deidentify, iod_validity,
-                 gdcmanon, study_tree, password_recipient):
-        try:
-            r = step(e1) if step is bound_attributes else step()
-            if step is default_mode:
-                e1 = r
-        except subprocess.TimeoutExpired as ex:
-            bad(f"{step.__name__}: timed out: {ex.cmd}")
-        except Exception as ex:  # noqa: BLE001 - one broken section must not hide the others
-            import traceback
-            bad(f"{step.__name__}: test error {ex!r:.300}")
-            traceback.print_exc(limit=3)
-    print(f"{PASSES} passed, {FAILS} failed")
-    return 1 if FAILS else 0
+    state = {}
+    return run_steps(
+        (("default_mode", lambda: state.update(e1=default_mode())),
+         ("bound_attributes", lambda: bound_attributes(state.get("e1"))),
+         ("enhanced_mr", enhanced_mr), ("compatibility", compatibility), ("deidentify", deidentify),
+         ("iod_validity", iod_validity), ("gdcmanon", gdcmanon), ("study_tree", study_tree),
+         ("password_recipient", password_recipient)), headings=False)
 
 
 if __name__ == "__main__":

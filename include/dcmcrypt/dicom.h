@@ -21,7 +21,8 @@ extern "C" {
 
 /* What an operation saw, for verbose output and batch reports. */
 typedef struct dcmc_dicom_info {
-    char transfer_syntax[65]; /* of the input */
+    char transfer_syntax[65];        /* of the input */
+    char output_transfer_syntax[65]; /* of what was written */
     char sop_class[65];
     dcmc_layout layout;
     uint32_t frames;
@@ -55,6 +56,14 @@ typedef struct dcmc_dicom_options {
     /* A passphrase for a CMS password recipient (PBKDF2) of that sequence; NULL: none. */
     const char *password;
     size_t password_len;
+    /* How the encrypted object is written (docs/dicom.md, "Transfer syntax of the encrypted
+     * object"). NULL or "": explicit VR little endian, which every reader decodes without a
+     * pixel codec. "keep": the original's lossless family (RLE, JPEG lossless, JPEG-LS, JPEG 2000,
+     * deflate) where that is smaller than native. Or one of the UIDs 1.2.840.10008.1.2.1,
+     * .1.2.1.99, .1.2.5, .1.2.4.70, .1.2.4.80, .1.2.4.90, wherever the pixels can be encoded so
+     * exactly. Anything else: DCMC_ERR_ARG. Every encoding is decoded again and compared before
+     * it is written; where it cannot be used, explicit VR little endian is. */
+    const char *transfer_syntax;
 } dcmc_dicom_options;
 
 /* Encrypt `in` to `out`. kdf: how key was made (NULL = key file). uid_key: see dcmc_uid_map;
