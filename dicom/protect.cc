@@ -207,25 +207,48 @@ Parts read_prefix(const Uint8 *p, size_t n, std::string &ts_uid, Pixels &px)
     return r;
 }
 
-/* What archives do to an object's header when they re-encode it, and what can be undone
- * exactly: an attribute the encrypted object did not have, added (GDCM invents Study and Series
- * Instance UIDs where an object has none), is removed again; Number of Frames 1, dropped (GDCM
- * drops it from single-frame objects), is put back. True when `k` is as encrypted after that. */
-bool undo_archive_edit(DcmDataset *ds, const DcmTagKey &k, const Uint8 want[kBoundDigest])
+/* Put `value` into `k` (null: remove it) when that gives the digest encryption bound; else
+ * leave ds as it was. */
+bool try_value(DcmDataset *ds, const DcmTagKey &k, const char *value, const Uint8 want[kBoundDigest])
 {
-    static const Uint8 absent[kBoundDigest] = {0};
+    DcmElement *old = ds->remove(k);
+    if (value)
+        ds->putAndInsertString(k, value);
     Uint8 d[kBoundDigest];
-    if (memcmp(want, absent, kBoundDigest) == 0) {
-        delete ds->remove(k);
+    bound_digest(ds, k, d);
+    if (memcmp(d, want, kBoundDigest) == 0) {
+        delete old;
         return true;
     }
-    if (k != DCM_NumberOfFrames || ds->tagExists(k))
-        return false;
-    ds->putAndInsertString(k, "1");
-    bound_digest(ds, k, d);
-    if (memcmp(d, want, kBoundDigest) == 0)
-        return true;
     ds->findAndDeleteElement(k);
+    if (old)
+        ds->insert(old, OFTrue);
+    return false;
+}
+
+/* What archives do to an object's header when they re-encode it, and what can be undone
+ * exactly (the bound digest says whether the undone value is the one encrypted): an attribute
+ * the encrypted object did not have, added (GDCM invents Study and Series Instance UIDs where an
+ * object has none), is removed again; Number of Frames 1, dropped (GDCM drops it from
+ * single-frame objects), is put back; a single-frame SOP class GDCM replaced by its multi-frame
+ * sibling because the object holds several frames is put back. True when `k` is as encrypted
+ * after that. */
+bool undo_archive_edit(DcmDataset *ds, const DcmTagKey &k, const Uint8 want[kBoundDigest])
+{
+    static const struct {
+        const char *now, *before;
+    } kClasses[] = {{UID_EnhancedMRImageStorage, UID_MRImageStorage},
+                    {UID_UltrasoundMultiframeImageStorage, UID_UltrasoundImageStorage}};
+    if (try_value(ds, k, nullptr, want))
+        return true;
+    if (k == DCM_NumberOfFrames && !ds->tagExists(k))
+        return try_value(ds, k, "1", want);
+    if (k == DCM_SOPClassUID) {
+        const std::string now = get_string(ds, k);
+        for (const auto &c : kClasses)
+            if (now == c.now)
+                return try_value(ds, k, c.before, want);
+    }
     return false;
 }
 

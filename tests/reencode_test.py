@@ -3,7 +3,8 @@
 (DCMTK's dcmcjpls/dcmcjpeg/dcmcrle/dcmconv, GDCM's gdcmconv, pydicom):
 
   1. every lossless re-encoding an archive applies (JPEG-LS, JPEG lossless SV1, RLE, JPEG 2000,
-     deflate, big endian) still decrypts, to exactly what the untouched object decrypts to;
+     deflate, big endian) still decrypts, to exactly what the untouched object decrypts to, also
+     where GDCM edits the header while it re-encodes (UIDs invented, SOP class changed);
   2. a lossy re-encoding is refused as such (exit 3, "lossy recompression", nothing written);
   3. the private block removed (an anonymizer dropping private elements): exit 3 saying so, and
      dcmencrypt refuses to encrypt those cipher values again; the block damaged: exit 3 saying
@@ -73,6 +74,28 @@ def lossless_reencodings():
             rc, _, err = decrypt(t, out, key=KEY)
             if check(rc == 0, f"{name}: decrypts after {what} re-encoding", err.strip()[-300:]):
                 check_same(f"{name}: ... exactly as without it", dec, out, meta=False)
+
+
+def archive_edits():
+    """GDCM's JPEG 2000 re-encoding edits headers: it invents Study/Series Instance UIDs where an
+    object has none and moves a multi-frame object out of a single-frame class. Undone exactly."""
+    ds = read(EMRI)
+    ds.SOPClassUID = ds.file_meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.4"  # MR Image
+    for kw in ("StudyInstanceUID", "SeriesInstanceUID"):
+        delattr(ds, kw)
+    src = save(ds, p("mr-multiframe.dcm"))
+    enc, t, dec, out = p("mf.enc"), p("mf.j2k"), p("mf.dec"), p("mf.j2k.dec")
+    if not check(encrypt(src, enc, key=KEY)[0] == 0 and decrypt(enc, dec, key=KEY)[0] == 0,
+                 "a multi-frame MR Image object without study and series UIDs: encrypted, decrypted"):
+        return
+    if run(["gdcmconv", "--j2k", "-i", enc, "-o", t])[0] != 0:
+        skip("gdcmconv --j2k refused it")
+        return
+    g = read(t)
+    info = f"GDCM wrote SOP class {g.get('SOPClassUID')}, Study UID {'StudyInstanceUID' in g}"
+    rc, _, err = decrypt(t, out, key=KEY)
+    if check(rc == 0, f"decrypts after gdcmconv --j2k ({info})", err.strip()[-300:]):
+        check_same("... exactly as without it", dec, out, meta=False)
 
 
 # --- 2, 3. what cannot be decrypted, said clearly --------------------------------------------------
@@ -212,7 +235,8 @@ def padding():
 
 
 def main():
-    return run_steps((("lossless re-encodings", lossless_reencodings), ("diagnosis", diagnosis),
+    return run_steps((("lossless re-encodings", lossless_reencodings), ("archive edits", archive_edits),
+                      ("diagnosis", diagnosis),
                       ("compact output", compact_output), ("UN", un_uids),
                       ("lossy flag", lossy_flag), ("padding", padding)))
 
