@@ -142,6 +142,22 @@ def diagnosis():
                       and t.element > 0xFF)
     refused("header element of the block removed", damaged, 3, "damaged")
     refused("another key", enc_ct, 3, "another", key=KEY2)
+    # A re-encoded object whose header (not yet authenticated) and dataset claim 30000 frames: the
+    # decompression-bomb limit holds on the decryption path too, before any decoder runs.
+    jls = p("ct.jls")
+    if run(["dcmcjpls", enc_ct, jls])[0] == 0:
+        ds = read(jls)
+        for el in ds:
+            if el.tag.group == 0x0011 and el.tag.element > 0xFF and el.tag.element & 0xFF == 0x01:
+                h = bytearray(el.value)
+                h[82:86] = (30000).to_bytes(4, "little")  # frames (format.md, header)
+                el.value = bytes(h)
+        ds.NumberOfFrames = 30000
+        bomb = save(ds, p("bomb.dcm"))
+        rc, _, err = run(["/usr/bin/time", "-f", "%M", DEC, "--key-file", KEY, bomb, p("bomb.out")])
+        kb = int(err.strip().splitlines()[-1]) if err.strip().splitlines()[-1].isdigit() else -1
+        check(rc == 2 and "decompression bomb" in err and 0 < kb < 100000,
+              f"a re-encoded object claiming 30000 frames: refused as a bomb (exit {rc}, {kb} KB)", err.strip()[-200:])
 
 
 # --- 4. compact output ------------------------------------------------------------------------------
