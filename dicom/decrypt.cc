@@ -64,7 +64,7 @@ void load_encrypted(const char *in, Encrypted &E)
     if (st != DCMC_ERR_INTEGRITY)
         fail(st, "%s: %s", in, dcmc_status_str(st));
     const std::string &ts = E.reencoded;
-    if (!ts.empty() && (DcmXfer(ts.c_str()).isLossy() || ts == "1.2.840.10008.1.2.4.203"))
+    if (!ts.empty() && is_lossy_syntax(ts))
         fail(st,
              "%s: lossy recompression destroyed the cipher values: the encrypted pixels were "
              "re-encoded as %s, which does not keep every value, so they can never be decrypted; "

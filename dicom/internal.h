@@ -119,6 +119,9 @@ void check_expansion(const Loaded &L, const dcmc_layout &l, Uint32 frames);
 /* After decoding a lossy syntax: Lossy Image Compression "01" and, where the header did not say
  * so already, the method (once lossy, always flagged: PS3.3 C.7.6.1.1.5). */
 void flag_lossy(DcmDataset *ds, const std::string &ts);
+/* A syntax whose encoding may lose values (DCMTK's list, and HTJ2K 4.203, which DCMTK 3.6.7 does
+ * not know). */
+bool is_lossy_syntax(const std::string &ts);
 
 dcmc_layout layout_of(DcmItem *ds);
 /* The layout the cipher sees (native YBR_*_422 as gray twice as wide). */

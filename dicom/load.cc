@@ -242,14 +242,19 @@ const char *lossy_method(const std::string &ts)
 
 } // namespace
 
+bool is_lossy_syntax(const std::string &ts)
+{
+    return lossy_method(ts) || DcmXfer(ts.c_str()).isLossy();
+}
+
 /* JPEG 2000 as GDCM decodes it: the method added whenever it is missing. DCMTK's decoders add
  * nothing, and an original already flagged "01" stays as they leave it; one that is not gets
  * the flag and the method. DCMTK 3.6.7 does not know HTJ2K, hence the table. */
 void flag_lossy(DcmDataset *ds, const std::string &ts)
 {
-    const char *method = lossy_method(ts);
-    if (!method && !DcmXfer(ts.c_str()).isLossy())
+    if (!is_lossy_syntax(ts))
         return;
+    const char *method = lossy_method(ts);
     const bool flagged = get_string(ds, DCM_LossyImageCompression) == "01";
     if (!flagged)
         ds->putAndInsertString(DCM_LossyImageCompression, "01");
