@@ -21,6 +21,7 @@
 #include "dcmcrypt/io.h"
 #include "dcmcrypt/metrics.h"
 #include "stateval.h"
+#include "wait_policy.h"
 
 static const char *k_usage =
     "usage: dcmcryptstat [options] file...\n"
@@ -502,6 +503,7 @@ static int run(const args *a)
 
 int main(int argc, char **argv)
 {
+    app_wait_policy(argv);
     args a;
     int rc = parse_args(argc, argv, &a);
     if (rc < 0)

@@ -15,6 +15,7 @@
 #include "dcmcrypt/dcmcrypt.h"
 #include "dcmcrypt/io.h"
 #include "nn/kernels.h"
+#include "wait_policy.h"
 
 #include <openssl/evp.h>
 
@@ -201,6 +202,7 @@ static int int_arg(const char *opt, const char *s, int lo, int hi)
 
 int main(int argc, char **argv)
 {
+    app_wait_policy(argv);
     int frames = 20, torch = 0, only_threads = 0, bits_only = 0;
     const char *preset_only = NULL, *data_dir = DCMC_SAMPLE_DIR, *script = DCMC_TORCH_SCRIPT;
     for (int i = 1; i < argc; i++) {

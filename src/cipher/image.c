@@ -132,6 +132,71 @@ static dcmc_status payload_build(const dcmc_layout *layout, uint32_t frames, siz
     return DCMC_OK;
 }
 
+/* ---- every frame of an image ---- */
+
+/* Frames are independent (each is keyed by its index), so an image of several frames is cut
+ * across frames: every worker runs its own frame cipher on one thread and takes the next frame
+ * when it is done, with no barrier inside a frame (on a busy machine a barrier waits for the
+ * slowest thread's time slice). A worker's frame cipher holds about 40 bytes per pixel, so frames
+ * above FRAMES_APART_MAX_VALUES values go one at a time with every thread on each instead. */
+#define FRAMES_APART_MAX_VALUES ((size_t)1 << 22)
+
+typedef struct frames_job {
+    const dcmc_key *key;
+    const dcmc_header *hdr;
+    uint8_t *pixels;
+    size_t fb;
+    int decrypt;
+    const uint8_t *residue; /* decryption: NULL, or fb bytes per frame to XOR back */
+} frames_job;
+
+static dcmc_status frame_one(dcmc_frame_cipher *fc, const frames_job *j, uint32_t f)
+{
+    uint8_t *fp = j->pixels + (size_t)f * j->fb;
+    dcmc_status st = j->decrypt ? dcmc_frame_decrypt(fc, f, fp, fp, j->fb)
+                                : dcmc_frame_encrypt(fc, f, fp, fp, j->fb);
+    if (st == DCMC_OK && j->residue)
+        dcmci_frame_residue_apply(&j->hdr->layout, fp, j->residue + (size_t)f * j->fb);
+    return st;
+}
+
+static dcmc_status frames_run(const frames_job *j, int threads)
+{
+    const int t = dcmci_threads_resolve(threads);
+    const uint32_t frames = j->hdr->frames;
+    const dcmc_layout *l = &j->hdr->layout;
+    const size_t values = (size_t)l->rows * l->cols * l->samples;
+    const int workers = t < 2 || frames < 2 || values > FRAMES_APART_MAX_VALUES ? 1
+                        : frames < (uint32_t)t                               ? (int)frames
+                                                                             : t;
+    dcmc_status st = DCMC_OK;
+    if (workers == 1) {
+        dcmc_frame_cipher *fc = NULL;
+        st = dcmc_frame_cipher_new(&fc, j->key, j->hdr, t);
+        for (uint32_t f = 0; st == DCMC_OK && f < frames; f++)
+            st = frame_one(fc, j, f);
+        dcmc_frame_cipher_free(fc);
+        return st;
+    }
+#pragma omp parallel num_threads(workers)
+    {
+        dcmc_frame_cipher *fc = NULL;
+        dcmc_status mine = dcmc_frame_cipher_new(&fc, j->key, j->hdr, 1);
+#pragma omp for schedule(dynamic, 1)
+        for (int64_t f = 0; f < (int64_t)frames; f++) {
+            if (mine == DCMC_OK)
+                mine = frame_one(fc, j, (uint32_t)f);
+        }
+        dcmc_frame_cipher_free(fc);
+        if (mine != DCMC_OK) {
+#pragma omp critical(dcmci_frames_status)
+            if (st == DCMC_OK)
+                st = mine;
+        }
+    }
+    return st;
+}
+
 dcmc_status dcmc_image_encrypt(const dcmc_key *key, const dcmc_kdf *kdf, const dcmc_options *opt,
                                const dcmc_layout *layout, uint32_t frames, uint8_t *pixels,
                                size_t pixels_len, const uint8_t *attrs, size_t attrs_len,
@@ -168,27 +233,19 @@ dcmc_status dcmc_image_encrypt(const dcmc_key *key, const dcmc_kdf *kdf, const d
     h.payload_bytes = plen;
 
     uint8_t prk[32];
-    dcmc_frame_cipher *fc = NULL;
+    const frames_job job = {key, &h, pixels, fb, 0, NULL};
     if ((st = dcmci_prk_derive(key, h.nonce, prk)) != DCMC_OK ||
         (st = kcv_compute(prk, h.kcv)) != DCMC_OK ||
         (st = payload_crypt(prk, pl, plen)) != DCMC_OK ||
-        (st = dcmc_frame_cipher_new(&fc, key, &h, opt->threads)) != DCMC_OK)
+        (st = frames_run(&job, opt->threads)) != DCMC_OK ||
+        (st = mac_compute(prk, &h, pl, plen, pixels, pixels_len, h.mac)) != DCMC_OK)
         goto fail;
-    for (uint32_t f = 0; f < frames; f++) {
-        uint8_t *fp = pixels + (size_t)f * fb;
-        if ((st = dcmc_frame_encrypt(fc, f, fp, fp, fb)) != DCMC_OK)
-            goto fail;
-    }
-    if ((st = mac_compute(prk, &h, pl, plen, pixels, pixels_len, h.mac)) != DCMC_OK)
-        goto fail;
-    dcmc_frame_cipher_free(fc);
     dcmc_wipe(prk, sizeof prk);
     *hdr = h;
     *payload = pl;
     *payload_len = plen;
     return DCMC_OK;
 fail:
-    dcmc_frame_cipher_free(fc);
     dcmc_wipe(prk, sizeof prk);
     dcmc_free(pl, plen);
     return st;
@@ -325,27 +382,20 @@ dcmc_status dcmc_image_decrypt(const dcmc_key *key, const dcmc_header *hdr, int 
     uint8_t prk[32];
     uint8_t *pl = NULL, *out_attrs = NULL;
     size_t alen = 0, olen = 0;
-    dcmc_frame_cipher *fc = NULL;
     dcmc_status st = authenticate(key, hdr, pixels, pixels_len, payload, payload_len, &fb, prk);
     if (st == DCMC_OK)
         st = open_payload(prk, payload, payload_len, pixels_len, &pl, &alen);
     if (st == DCMC_OK)
         st = copy_attrs(pl, alen, &out_attrs, &olen);
-    if (st == DCMC_OK)
-        st = dcmc_frame_cipher_new(&fc, key, hdr, threads);
-    const int residue = st == DCMC_OK && pl[4 + alen];
-    for (uint32_t f = 0; st == DCMC_OK && f < hdr->frames; f++) {
-        uint8_t *fp = pixels + (size_t)f * fb;
-        st = dcmc_frame_decrypt(fc, f, fp, fp, fb);
-        if (st == DCMC_OK && residue)
-            dcmci_frame_residue_apply(&hdr->layout, fp, pl + 5 + alen + (size_t)f * fb);
+    if (st == DCMC_OK) {
+        const frames_job job = {key, hdr, pixels, fb, 1, pl[4 + alen] ? pl + 5 + alen : NULL};
+        st = frames_run(&job, threads);
     }
     if (st == DCMC_OK) {
         *attrs = out_attrs;
         *attrs_len = olen;
         out_attrs = NULL;
     }
-    dcmc_frame_cipher_free(fc);
     dcmc_wipe(prk, sizeof prk);
     dcmc_free(pl, payload_len);
     dcmc_free(out_attrs, olen);
