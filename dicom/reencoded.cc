@@ -11,6 +11,8 @@
 
 #include <cstring>
 
+#include "dcmtk/dcmdata/dccodec.h"
+
 namespace dcmci {
 
 void set_planar(Pixels &px, uint32_t planar)
@@ -46,6 +48,15 @@ void decode_dcmtk(Loaded &L, const dcmc_layout &want, Uint32 frames, Pixels &px)
             return ds->chooseRepresentation(EXS_LittleEndianExplicit, nullptr).good() &&
                    ds->canWriteXfer(EXS_LittleEndianExplicit);
         });
+        const E_TransferSyntax from = DcmXfer(L.ts_uid.c_str()).getXfer();
+        /* With a decoder for the syntax, a codestream it cannot read was damaged after
+         * encryption (Orthanc 1.10's JPEG-LS encoder writes such copies); without one, the
+         * data may be fine and another tool can decode it. */
+        if (!ok && DcmCodecList::canChangeCoding(from, EXS_LittleEndianExplicit))
+            fail(DCMC_ERR_INTEGRITY,
+                 "the encrypted pixel data, re-encoded as %s, does not decode: the copy was "
+                 "damaged after encryption (by the encoder that wrote it, or since)",
+                 DcmXfer(L.ts_uid.c_str()).getXferName());
         if (!ok)
             fail(DCMC_ERR_UNSUPPORTED,
                  "the encrypted pixel data was re-encoded as %s, which cannot be decoded here; "
@@ -80,7 +91,17 @@ void decode_reencoded(Loaded &L, const dcmc_layout &want, Uint32 frames, Pixels 
     if (is_j2k(L.ts_uid) && pixel_sequence(ds)) {
         dcmc_layout got = want;
         got.planar = 0; /* OpenJPEG delivers samples interleaved */
-        decode_j2k_frames(ds, got, frames, px);
+        try {
+            decode_j2k_frames(ds, got, frames, px);
+        } catch (const Failure &e) {
+            /* OpenJPEG reads every JPEG 2000 codestream: one it cannot was damaged. */
+            if (e.status != DCMC_ERR_FORMAT && e.status != DCMC_ERR_UNSUPPORTED)
+                throw;
+            fail(DCMC_ERR_INTEGRITY,
+                 "the encrypted pixel data, re-encoded as %s, does not decode (%s): the copy "
+                 "was damaged after encryption (by the encoder that wrote it, or since)",
+                 DcmXfer(L.ts_uid.c_str()).getXferName(), e.msg.c_str());
+        }
         put_native(ds, px); /* the dataset now holds native pixels, as after DCMTK's decoders */
     } else {
         decode_dcmtk(L, want, frames, px);

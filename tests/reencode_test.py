@@ -22,6 +22,7 @@ Prints `ok   ...` / `FAIL ...` / `SKIP ...` lines, exits 1 if anything failed.
 import os, subprocess, sys
 
 import numpy as np
+from pydicom.encaps import encapsulate, generate_pixel_data_frame
 from pydicom.tag import Tag
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -158,6 +159,19 @@ def diagnosis():
         kb = int(err.strip().splitlines()[-1]) if err.strip().splitlines()[-1].isdigit() else -1
         check(rc == 2 and "decompression bomb" in err and 0 < kb < 100000,
               f"a re-encoded object claiming 30000 frames: refused as a bomb (exit {rc}, {kb} KB)", err.strip()[-200:])
+    # A codestream its decoder cannot read (Orthanc 1.10's JPEG-LS encoder writes such copies):
+    # damaged after encryption, exit 3 like any other damage, not "cannot be decoded here".
+    j2k = p("ct.j2k")
+    if run(["gdcmconv", "--j2k", "-i", enc_ct, "-o", j2k])[0] != 0:
+        bad("gdcmconv --j2k could not re-encode the encrypted object")
+    for name, src in (("JPEG-LS", jls), ("JPEG 2000", j2k)):
+        if not os.path.exists(src):
+            continue
+        ds = read(src)
+        frames = list(generate_pixel_data_frame(ds.PixelData, int(ds.NumberOfFrames)))
+        frames[0] = frames[0][:64]  # the first frame cut short: its header, no data
+        ds.PixelData = encapsulate(frames)
+        refused(f"{name} codestream cut short", save(ds, p(f"cut-{name}.dcm")), 3, "does not decode")
 
 
 # --- 4. compact output ------------------------------------------------------------------------------
