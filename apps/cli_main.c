@@ -12,7 +12,7 @@
 #include <time.h>
 
 #include "batch.h"
-#include "wait_policy.h"
+#include "runtime.h"
 
 static double now_ms(void)
 {
@@ -54,7 +54,7 @@ static int convert_one(const cli_tool *t, const cli *c, cli_run *r)
 
 int cli_main(const cli_tool *t, int argc, char **argv)
 {
-    app_wait_policy(argv);
+    app_runtime_init(argv);
     cli c;
     memset(&c, 0, sizeof c);
     c.prog = t->name;

@@ -14,7 +14,7 @@
 #include "dcmcrypt/dcmcrypt.h"
 #include "dcmcrypt/io.h"
 #include "dcmcrypt/metrics.h"
-#include "wait_policy.h"
+#include "runtime.h"
 
 static const char *k_usage =
     "usage: dcmcrypt-demo [options] image...\n"
@@ -181,7 +181,7 @@ static int round_trip(const args *a, const dcmc_key *key, const char *file, cons
 
 int main(int argc, char **argv)
 {
-    app_wait_policy(argv);
+    app_runtime_init(argv);
     args a;
     int rc = parse_args(argc, argv, &a);
     if (rc >= 0)

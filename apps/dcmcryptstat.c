@@ -21,7 +21,7 @@
 #include "dcmcrypt/io.h"
 #include "dcmcrypt/metrics.h"
 #include "stateval.h"
-#include "wait_policy.h"
+#include "runtime.h"
 
 static const char *k_usage =
     "usage: dcmcryptstat [options] file...\n"
@@ -503,7 +503,7 @@ static int run(const args *a)
 
 int main(int argc, char **argv)
 {
-    app_wait_policy(argv);
+    app_runtime_init(argv);
     args a;
     int rc = parse_args(argc, argv, &a);
     if (rc < 0)

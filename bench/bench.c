@@ -1,55 +1,123 @@
 /*
- * dcmcrypt-bench - frames/s and GOP/s of the frame cipher on 512x512 frames, per preset, bit depth
- * and thread count, split into network, keystream and diffusion. One line per configuration, in
- * key=value form for scripts. --torch also runs bench/torch_ref.py (the same network in PyTorch)
- * and prints the speed ratio. Timing only: nothing here asserts a speed.
+ * dcmcrypt-bench - frames/s and GOP/s of the frame cipher on square frames (512x512 unless
+ * --size), per preset, bit depth and thread count, split into network, keystream and diffusion,
+ * with the peak memory of each configuration. One line per configuration, in key=value form for
+ * scripts. --contended runs a busy thread on every core beside it (a machine shared with other
+ * work); --torch also runs bench/torch_ref.py (the same network in PyTorch) and prints the speed
+ * ratio. Timing only: nothing here asserts a speed.
  */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
 #include <limits.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cipher/internal.h"
 #include "dcmcrypt/dcmcrypt.h"
 #include "dcmcrypt/io.h"
 #include "nn/kernels.h"
-#include "wait_policy.h"
+#include "runtime.h"
 
 #include <openssl/evp.h>
 
 #define DIM 512u
 
+static unsigned g_size = DIM; /* frame side of the timed runs (--size); the digest keeps DIM */
+
 /* Network operations (2 per multiply-accumulate) of one frame: 2*rounds evaluations at half size. */
 static double network_ops(const dcmc_preset *p, unsigned samples)
 {
-    double hw = (DIM / 2.0) * (DIM / 2.0), cin = 2.0 * samples, c = 16;
+    double hw = (g_size / 2.0) * (g_size / 2.0), cin = 2.0 * samples, c = 16;
     double macs = hw * (9 * cin * c + p->blocks * 2 * 9 * c * c + 9 * c * cin);
     if (p->attention)
         macs += hw * p->blocks * (2.0 * p->sa_kernel * p->sa_kernel + 3 * c);
     return 2.0 * macs * 2 * p->rounds;
 }
 
-static void load_frame(uint8_t *px, unsigned bits, const char *src_dir)
+static void load_frame(uint8_t *px, unsigned dim, unsigned bits, const char *src_dir)
 {
     char path[4096];
     snprintf(path, sizeof path, "%s/png/nema-wg04_CT1_chest_512x512_gray%u.png", src_dir, bits);
     dcmc_raster r;
-    if (dcmc_png_read(path, &r) == DCMC_OK && r.width == DIM && r.height == DIM &&
+    if (dim == DIM && dcmc_png_read(path, &r) == DCMC_OK && r.width == DIM && r.height == DIM &&
         r.channels == 1 && r.bit_depth == bits) {
         memcpy(px, r.data, r.size);
         dcmc_raster_free(&r);
         return;
     }
-    /* No sample data: a smooth synthetic frame (the cipher's cost does not depend on content). */
-    for (size_t i = 0; i < (size_t)DIM * DIM; i++) {
-        unsigned v = (unsigned)((i % DIM) * 3 + (i / DIM) * 5);
+    /* No sample data or another size: a smooth synthetic frame (the cipher's cost does not
+     * depend on content). */
+    for (size_t i = 0; i < (size_t)dim * dim; i++) {
+        unsigned v = (unsigned)((i % dim) * 3 + (i / dim) * 5);
         if (bits == 8)
             px[i] = (uint8_t)v;
         else
             px[2 * i] = (uint8_t)v, px[2 * i + 1] = (uint8_t)(v >> 8 & 0x0F);
     }
+}
+
+/* Peak resident memory: Linux keeps a high-water mark (VmHWM) that writing 5 to
+ * /proc/self/clear_refs resets, so every configuration reports its own peak. -1 elsewhere. */
+static void peak_reset(void)
+{
+    FILE *f = fopen("/proc/self/clear_refs", "w");
+    if (f) {
+        fputs("5", f);
+        fclose(f);
+    }
+}
+
+static double peak_mib(void)
+{
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    double kib = -1;
+    while (f && fgets(line, sizeof line, f))
+        if (strncmp(line, "VmHWM:", 6) == 0)
+            kib = strtod(line + 6, NULL);
+    if (f)
+        fclose(f);
+    return kib < 0 ? -1 : kib / 1024;
+}
+
+/* --contended: one thread per online core spinning at normal priority, as other work on a shared
+ * machine would. They run from contention_start() to contention_stop(). */
+static atomic_int g_spin_stop;
+static pthread_t g_spinners[256];
+static int g_nspinners;
+
+static void *spin(void *arg)
+{
+    volatile unsigned long x = 0;
+    (void)arg;
+    while (!atomic_load_explicit(&g_spin_stop, memory_order_relaxed))
+        x = x + 1;
+    return NULL;
+}
+
+static void contention_start(void)
+{
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    if (n < 1)
+        n = 1;
+    if (n > 256)
+        n = 256;
+    atomic_store(&g_spin_stop, 0);
+    for (g_nspinners = 0; g_nspinners < n; g_nspinners++)
+        if (pthread_create(&g_spinners[g_nspinners], NULL, spin, NULL) != 0)
+            break;
+}
+
+static void contention_stop(void)
+{
+    atomic_store(&g_spin_stop, 1);
+    for (int i = 0; i < g_nspinners; i++)
+        pthread_join(g_spinners[i], NULL);
+    g_nspinners = 0;
 }
 
 _Noreturn static void fail(const char *what)
@@ -59,13 +127,14 @@ _Noreturn static void fail(const char *what)
 }
 
 static double run(const char *preset, unsigned bits, int threads, int frames, const char *data_dir,
-                  int quiet)
+                  int contended)
 {
+    peak_reset();
     dcmc_header h;
     memset(&h, 0, sizeof h);
     h.version = DCMC_FORMAT_VERSION;
     h.flags = DCMC_FLAG_STANDARD_LAYER;
-    dcmc_layout l = {DIM, DIM, 1, 0, bits, bits, bits - 1, 0};
+    dcmc_layout l = {g_size, g_size, 1, 0, bits, bits, bits - 1, 0};
     h.layout = l;
     h.frames = (uint32_t)frames;
     dcmc_key key;
@@ -78,10 +147,12 @@ static double run(const char *preset, unsigned bits, int threads, int frames, co
     dcmc_frame_cipher *fc;
     if (!px || !ct || dcmc_frame_cipher_new(&fc, &key, &h, threads) != DCMC_OK)
         fail("cannot set up");
-    load_frame(px, bits, data_dir);
+    load_frame(px, g_size, bits, data_dir);
     /* warm-up: page faults, thread pool */
     if (dcmc_frame_encrypt(fc, 0, px, ct, fb) != DCMC_OK)
         fail("encryption failed");
+    if (contended)
+        contention_start();
     uint64_t net = 0, ks = 0, dif = 0, t0 = dcmci_now_ns();
     for (int f = 0; f < frames; f++) {
         if (dcmc_frame_encrypt(fc, (uint32_t)f, px, ct, fb) != DCMC_OK)
@@ -93,13 +164,15 @@ static double run(const char *preset, unsigned bits, int threads, int frames, co
         dif += t.diffusion_ns;
     }
     double total = (double)(dcmci_now_ns() - t0) / 1e6 / frames;
+    if (contended)
+        contention_stop();
     double ops = network_ops(&h.preset, 1);
-    if (!quiet)
-        printf("preset=%s bits=%u threads=%d ms_per_frame=%.2f frames_per_s=%.2f gops=%.1f "
-               "network_ms=%.2f keystream_ms=%.2f diffusion_ms=%.2f network_gops=%.1f simd=%s\n",
-               preset, bits, threads, total, 1e3 / total, ops / (total * 1e6),
-               (double)net / 1e6 / frames, (double)ks / 1e6 / frames, (double)dif / 1e6 / frames,
-               ops / ((double)net / frames), dcmc_simd_path());
+    printf("preset=%s bits=%u size=%u threads=%d contended=%d ms_per_frame=%.2f frames_per_s=%.2f "
+           "gops=%.1f network_ms=%.2f keystream_ms=%.2f diffusion_ms=%.2f network_gops=%.1f "
+           "peak_mib=%.1f simd=%s\n",
+           preset, bits, g_size, threads, contended, total, 1e3 / total, ops / (total * 1e6),
+           (double)net / 1e6 / frames, (double)ks / 1e6 / frames, (double)dif / 1e6 / frames,
+           ops / ((double)net / frames), peak_mib(), dcmc_simd_path());
     fflush(stdout);
     dcmc_frame_cipher_free(fc);
     free(px);
@@ -137,7 +210,7 @@ static int digest(const char *data_dir)
                     dcmc_layout_frame_bytes(l, &fb) != DCMC_OK || (px = malloc(fb)) == NULL)
                     fail("cannot set up");
                 if (l->rows == DIM && l->samples == 1 && l->bits_allocated == l->bits_stored)
-                    load_frame(px, l->bits_allocated, data_dir);
+                    load_frame(px, DIM, l->bits_allocated, data_dir);
                 else
                     for (size_t i = 0; i < fb; i++)
                         px[i] = (uint8_t)(i * 2654435761u >> 13);
@@ -169,8 +242,9 @@ static double torch_ms(const char *script, const char *preset, int threads, int 
 {
     char cmd[8192];
     snprintf(cmd, sizeof cmd,
-             "MALLOC_MMAP_THRESHOLD_=1073741824 /usr/bin/python3 '%s' --threads %d --frames %d%s",
-             script, threads, frames, strcmp(preset, "resnet-cm") == 0 ? " --no-attention" : "");
+             "MALLOC_MMAP_THRESHOLD_=1073741824 /usr/bin/python3 '%s' --threads %d --frames %d "
+             "--size %u%s",
+             script, threads, frames, g_size, strcmp(preset, "resnet-cm") == 0 ? " --no-attention" : "");
     /* NOLINTNEXTLINE(cert-env33-c): our own script at a build-time path, run on request */
     FILE *p = popen(cmd, "r");
     if (!p)
@@ -202,8 +276,8 @@ static int int_arg(const char *opt, const char *s, int lo, int hi)
 
 int main(int argc, char **argv)
 {
-    app_wait_policy(argv);
-    int frames = 20, torch = 0, only_threads = 0, bits_only = 0;
+    app_runtime_init(argv);
+    int frames = 20, torch = 0, only_threads = 0, bits_only = 0, contended = 0;
     const char *preset_only = NULL, *data_dir = DCMC_SAMPLE_DIR, *script = DCMC_TORCH_SCRIPT;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--frames") == 0 && i + 1 < argc)
@@ -223,14 +297,21 @@ int main(int argc, char **argv)
             return digest(data_dir);
         else if (strcmp(argv[i], "--torch") == 0)
             torch = 1;
+        else if (strcmp(argv[i], "--contended") == 0)
+            contended = 1;
+        else if (strcmp(argv[i], "--size") == 0 && i + 1 < argc)
+            g_size = (unsigned)int_arg(argv[i], argv[i + 1], 16, 16384), i++;
         else if (strcmp(argv[i], "--data") == 0 && i + 1 < argc)
             data_dir = argv[++i];
         else {
             printf("usage: dcmcrypt-bench [--frames N] [--threads N] [--bits 8|16] [--preset NAME]\n"
-                   "                      [--simd scalar|avx2|avx512-vnni] [--torch] [--data DIR] [--digest]\n"
-                   "One line per configuration: 512x512 frames, frames/s, GOP/s of the network\n"
-                   "(2 ops per multiply-accumulate) and the split into network, keystream and\n"
-                   "diffusion. --torch runs the PyTorch reference (bench/torch_ref.py) beside it.\n"
+                   "                      [--size N] [--contended] [--simd scalar|avx2|avx512-vnni]\n"
+                   "                      [--torch] [--data DIR] [--digest]\n"
+                   "One line per configuration: NxN frames (--size, default 512), frames/s, GOP/s of\n"
+                   "the network (2 ops per multiply-accumulate), the split into network, keystream\n"
+                   "and diffusion, and the configuration's peak resident memory. --contended runs a\n"
+                   "busy thread on every core meanwhile (a shared machine). --torch runs the PyTorch\n"
+                   "reference (bench/torch_ref.py) beside it, under the same contention.\n"
                    "--digest prints SHA-256 of fixed-key cipher frames (build comparisons).\n");
             return strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0 ? 0 : 1;
         }
@@ -250,9 +331,13 @@ int main(int argc, char **argv)
             for (int t = 0; t < 2; t++) {
                 if (only_threads && only_threads != threadsv[t])
                     continue;
-                double ms = run(presets[p], bitsv[b], threadsv[t], frames, data_dir, 0);
+                double ms = run(presets[p], bitsv[b], threadsv[t], frames, data_dir, contended);
                 if (torch && b == 1) {
+                    if (contended)
+                        contention_start();
                     double tm = torch_ms(script, presets[p], threadsv[t], frames);
+                    if (contended)
+                        contention_stop();
                     if (tm > 0)
                         printf("ratio preset=%s threads=%d torch_over_dcmcrypt=%.2f\n", presets[p],
                                threadsv[t], tm / ms);

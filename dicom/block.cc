@@ -96,13 +96,25 @@ void read_payload(DcmDataset *ds, int block, uint64_t want, std::vector<Uint8> &
 
 int find_block(DcmItem *ds)
 {
-    for (Uint16 e = 0x10; e <= 0xFF; e++) {
+    /* One walk over the data set's elements, which DCMTK keeps in tag order: the first creator
+     * (0011,0010-00FF) holding ours is the block, as a lookup of each of the 240 tags in turn
+     * would find, without searching the data set 240 times. */
+    const unsigned long n = ds->card();
+    for (unsigned long i = 0; i < n; i++) {
+        DcmElement *el = ds->getElement(i);
+        if (el == nullptr)
+            continue;
+        const DcmTagKey k = el->getTag();
+        if (k.getGroup() > kGroup)
+            break;
+        if (k.getGroup() != kGroup || k.getElement() < 0x10 || k.getElement() > 0xFF)
+            continue;
         const bool ours = parsing("a private creator", [&] {
             OFString v; /* its first value */
-            return ds->findAndGetOFString(DcmTagKey(kGroup, e), v).good() && v == kCreator;
+            return el->getOFString(v, 0).good() && v == kCreator;
         });
         if (ours)
-            return e;
+            return k.getElement();
     }
     return -1;
 }

@@ -8,7 +8,7 @@
 #include <CUnit/Basic.h>
 
 #include "test_common.h"
-#include "wait_policy.h"
+#include "runtime.h"
 
 typedef struct {
     const char *name;
@@ -31,7 +31,7 @@ static const suite_entry k_suites[] = {
 
 int main(int argc, char **argv)
 {
-    app_wait_policy(argv);
+    app_runtime_init(argv);
     const char *only = argc > 1 ? argv[1] : NULL;
     if (CU_initialize_registry() != CUE_SUCCESS)
         return 2;
