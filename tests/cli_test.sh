@@ -36,6 +36,19 @@ expect 1 "an option without its value" "$bin/dcmencrypt" "$ct" "$t/e.dcm" --key-
 grep -q -e "option --key-file needs a value" "$t/err" && ok "... says so" || bad "--key-file alone: $(cat "$t/err")"
 expect 0 "version" "$bin/dcmdecrypt" --version
 grep -q "DCMTK" "$t/out" && grep -q "SIMD path" "$t/out" && ok "version names DCMTK and the SIMD path" || bad "version output: $(cat "$t/out")"
+# OpenMP workers sleep at barriers (apps/runtime.c): started without OMP_WAIT_POLICY, the tool
+# starts itself again with it PASSIVE, and libgomp, which prints its settings at each start, ends
+# with a spin count of 0; a policy the user chose is kept.
+if grep -q "OpenMP [0-9]" "$t/out"; then
+  env -u OMP_WAIT_POLICY -u GOMP_SPINCOUNT OMP_DISPLAY_ENV=VERBOSE "$bin/dcmdecrypt" --version >/dev/null 2>"$t/omp"
+  [ "$(grep "GOMP_SPINCOUNT" "$t/omp" | tail -1 | tr -d " ")" = "GOMP_SPINCOUNT='0'" ] &&
+    [ "$(grep "OMP_WAIT_POLICY" "$t/omp" | tail -1 | tr -d " ")" = "OMP_WAIT_POLICY='PASSIVE'" ] &&
+    ok "OpenMP workers wait passively (spin count 0)" || bad "OpenMP settings: $(grep -e SPIN -e WAIT "$t/omp" | tr '\n' ' ')"
+  OMP_WAIT_POLICY=active OMP_DISPLAY_ENV=VERBOSE "$bin/dcmdecrypt" --version >/dev/null 2>"$t/omp"
+  [ "$(grep -c "OPENMP DISPLAY ENVIRONMENT BEGIN" "$t/omp")" -eq 1 ] &&
+    [ "$(grep "OMP_WAIT_POLICY" "$t/omp" | tail -1 | tr -d " ")" = "OMP_WAIT_POLICY='ACTIVE'" ] &&
+    ok "... unless the user set OMP_WAIT_POLICY (kept, no second start)" || bad "OMP_WAIT_POLICY=active: $(grep -e SPIN -e WAIT "$t/omp" | tr '\n' ' ')"
+fi
 expect 1 "no arguments" "$bin/dcmencrypt"
 expect 1 "unknown option" "$bin/dcmencrypt" --frobnicate --key-file "$t/key" "$ct" "$t/e.dcm"
 expect 1 "key on the command line refused" "$bin/dcmencrypt" --key 0123 "$ct" "$t/e.dcm"
