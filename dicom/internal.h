@@ -11,10 +11,13 @@
 #include "dcmtk/config/osconfig.h"
 
 #include "dcmtk/dcmdata/dctk.h"
+#include "dcmtk/dcmdata/dcfcache.h"
 
 #include <chrono>
 #include <cstdio>
+#include <algorithm>
 #include <exception>
+#include <memory>
 #include <new>
 #include <string>
 #include <vector>
@@ -152,8 +155,15 @@ struct Pixels {
     /* Zeroed room for `n` frames of layout `l`: callers have checked the size (image_bytes)
      * against what the object really holds before asking for it. */
     void reset(const dcmc_layout &l, Uint32 n);
+    /* Layout, frames and frame size only, no room: the frames of a streamed object stay in
+     * files. */
+    void describe(const dcmc_layout &l, Uint32 n);
 };
 
+/* The pixel data element of the (already decoded) dataset, checked to hold `frames` frames of
+ * `l` (too short: `short_status`) without reading them. */
+DcmElement *native_element(DcmDataset *ds, const dcmc_layout &l, Uint32 frames,
+                           dcmc_status short_status);
 /* Native pixel bytes of the (already decoded) dataset; too short: `short_status`. */
 void native_bytes(DcmDataset *ds, const dcmc_layout &l, Uint32 frames, Pixels &px,
                   dcmc_status short_status = DCMC_ERR_TRUNCATED);
@@ -162,6 +172,83 @@ void put_native(DcmDataset *ds, const Pixels &px, const std::vector<Uint8> *tail
 /* Decode whatever the object holds to native bytes (DCMTK's codecs, or OpenJPEG). */
 void decode_pixels(Loaded &L, Pixels &px);
 void fill_info(dcmc_dicom_info *info, const Loaded &L, const Pixels &px);
+
+/* ---- streaming: large native objects a few frames at a time (pixels.cc, save.cc) ------------ */
+
+/* Whether an object with `bytes` bytes of frames is worth streaming, and whether streaming is
+ * allowed at all (the tests' switch, dcmci_dicom_stream_mode); note_streamed records what the
+ * last operation of this thread did, for dcmci_dicom_streamed. */
+bool stream_allowed();
+bool stream_worth(uint64_t bytes);
+void note_streamed(bool streamed);
+/* Native little-endian pixel data (explicit or implicit VR), which DCMTK leaves on disk and
+ * hands out a range at a time; deflate and big endian are decoded in memory while loading. */
+bool streamable_input(const Loaded &L);
+
+/* A native pixel data element read a range at a time, straight from the input file where DCMTK
+ * left its value (inside the parse boundary; unreadable: DCMC_ERR_FORMAT). */
+class PixelReader {
+public:
+    explicit PixelReader(DcmElement *el) : el_(el) {}
+    void read(size_t offset, size_t n, Uint8 *out);
+
+private:
+    DcmElement *el_;
+    DcmFileCache cache_;
+};
+/* Frames per read of a streamed object: a multiple of `workers` (dcmc_image_stream_batch),
+ * about 16 MiB, at most `frames`. */
+Uint32 stream_batch(uint32_t workers, size_t frame_bytes, Uint32 frames);
+/* Every frame of px (layout and frames set) from rd, `per` at a time, through fn(buf, n): n
+ * frames back to back in buf, which fn may change. */
+template <class F> void for_frames(PixelReader &rd, const Pixels &px, Uint32 per, F &&fn)
+{
+    const size_t fb = px.frame_bytes;
+    std::vector<Uint8> buf((size_t)per * fb);
+    for (Uint32 f = 0; f < px.frames; f += per) {
+        const Uint32 n = std::min(per, px.frames - f);
+        rd.read((size_t)f * fb, (size_t)n * fb, buf.data());
+        fn(buf.data(), n);
+    }
+}
+struct StreamFree {
+    void operator()(dcmc_image_stream *s) const { dcmc_image_stream_free(s); }
+};
+using StreamPtr = std::unique_ptr<dcmc_image_stream, StreamFree>;
+/* The tail of px (layout and frames set; Bits Allocated 8 and more), read from the element of
+ * `len` bytes as native_bytes keeps it; without need_bytes, only whether there is one. */
+void stream_tail(PixelReader &rd, Uint32 len, Pixels &px, bool need_bytes);
+
+/* Where the frames of a streamed object wait until the dataset is saved: an unnamed temporary
+ * file (O_TMPFILE) in the output's directory, which DCMTK reads back through /proc/self/fd/N as
+ * the value of the Pixel Data element it writes; nothing of it survives, whatever happens.
+ * Where the file system has no O_TMPFILE, a named file there, unlinked as soon as it is open
+ * (or, without /proc, when this object goes). */
+class FrameFile {
+public:
+    FrameFile() = default;
+    FrameFile(const FrameFile &) = delete;
+    FrameFile &operator=(const FrameFile &) = delete;
+    ~FrameFile();
+    /* False when no temporary can be made beside `out`: the caller keeps the frames in memory. */
+    bool open_near(const char *out);
+    void write(const Uint8 *p, size_t n);
+    /* A zero byte when the value is odd: DICOM values have even lengths. */
+    void pad_even();
+    uint64_t size() const { return size_; }
+    /* A Pixel Data element (OB for Bits Allocated up to 8, OW above, as put_native makes it)
+     * whose value is this file, for `ds`; saveFile copies it a buffer at a time. */
+    void insert_pixel_data(DcmDataset *ds, const dcmc_layout &l);
+    /* After saving: DCMTK writes an empty value when it cannot read the file back, and that
+     * file is complete too: refuse it. */
+    void check_written(DcmDataset *ds) const;
+
+private:
+    bool open_in(const std::string &dir);
+    int fd_ = -1;
+    std::string path_, name_, out_;
+    uint64_t size_ = 0;
+};
 
 /* ---- JPEG 2000 (j2k.cc) ---------------------------------------------------------------------- */
 
@@ -272,6 +359,11 @@ E_TransferSyntax output_xfer(DcmDataset *ds, const std::string &ts_uid);
 void check_output_syntax(const char *want);
 E_TransferSyntax encrypted_xfer(DcmDataset *ds, const Pixels &px, const std::string &orig_ts,
                                 const char *want);
+/* encrypted_xfer would write explicit VR little endian without trying an encoder. */
+bool encrypted_native(const std::string &orig_ts, const char *want);
+/* output_xfer would write `ts` (or explicit VR little endian) without a pixel encoder, from
+ * pixel data that may stay in a file. */
+bool output_native(DcmDataset *ds, const std::string &ts_uid);
 
 /* ---- the operations (encrypt.cc, decrypt.cc, dicomdir.cc) ------------------------------------ */
 

@@ -301,7 +301,7 @@ void fill_info(dcmc_dicom_info *info, const Loaded &L, const Pixels &px)
              get_string(L.ds, DCM_SOPClassUID).c_str());
     info->layout = px.layout;
     info->frames = px.frames;
-    info->pixel_bytes = px.data.size();
+    info->pixel_bytes = (uint64_t)px.frames * px.frame_bytes; /* no data when streamed */
 }
 
 /* ---- what a file is ------------------------------------------------------------------------ */

@@ -1,14 +1,56 @@
 /*
  * pixels.cc - native pixel data to and from the cipher's frame buffers: sizes checked against
  * the bytes really there before anything is allocated, 1-bit frames unpacked and packed, and
- * whatever the element holds after the frames kept as the tail (docs/dicom.md).
+ * whatever the element holds after the frames kept as the tail (docs/dicom.md); and for large
+ * objects, the same pixel data read a few frames at a time (streaming).
  */
 #include "internal.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cstring>
 
 namespace dcmci {
+
+namespace {
+
+/* Below this many bytes of frames an object is held in memory whole: streaming costs a second
+ * read of the input (encryption) or of the cipher frames (decryption) and a temporary file,
+ * which only pays where the memory would hurt. */
+const uint64_t kStreamMin = 32u << 20;
+
+/* The tests' switch (dcmci_dicom_stream_mode): 0 by size, 1 never, 2 whenever possible. */
+std::atomic<int> g_stream_mode{0};
+/* Whether the last operation of this thread streamed, for the tests. */
+thread_local bool t_streamed = false;
+
+} // namespace
+
+bool stream_allowed()
+{
+    return g_stream_mode.load(std::memory_order_relaxed) != 1;
+}
+
+bool stream_worth(uint64_t bytes)
+{
+    const int mode = g_stream_mode.load(std::memory_order_relaxed);
+    return mode == 2 || (mode == 0 && bytes >= kStreamMin);
+}
+
+void note_streamed(bool streamed)
+{
+    t_streamed = streamed;
+}
+
+bool streamable_input(const Loaded &L)
+{
+    const E_TransferSyntax t = DcmXfer(L.ts_uid.c_str()).getXfer();
+    const E_TransferSyntax read = L.ds->getOriginalXfer();
+    auto le = [](E_TransferSyntax x) {
+        return x == EXS_LittleEndianExplicit || x == EXS_LittleEndianImplicit;
+    };
+    return le(t) && le(read) && !pixel_sequence(L.ds);
+}
 
 size_t image_bytes(const dcmc_layout &l, Uint32 n)
 {
@@ -18,6 +60,16 @@ size_t image_bytes(const dcmc_layout &l, Uint32 n)
         fail(DCMC_ERR_UNSUPPORTED, "%u frames of %ux%u pixels do not fit in memory", (unsigned)n,
              l.cols, l.rows);
     return total;
+}
+
+void Pixels::describe(const dcmc_layout &l, Uint32 n)
+{
+    layout = l;
+    frames = n;
+    dcmc_layout_frame_bytes(&l, &frame_bytes);
+    data.clear();
+    tail.clear();
+    has_tail = false;
 }
 
 void Pixels::reset(const dcmc_layout &l, Uint32 n)
@@ -90,14 +142,14 @@ const Uint8 *pixel_value(DcmElement *el, Uint32 len)
     return bytes;
 }
 
-/* Keep what follows the frames as the tail unless it is what DICOM's rules put there. */
-void keep_tail(const Uint8 *bytes, Uint32 len, Pixels &px)
+/* Keep what follows the frames (`tail`, from the start tail_geometry gives; the element is
+ * `len` bytes long) as the tail unless it is what DICOM's rules put there. */
+void keep_tail(std::vector<Uint8> tail, Uint32 len, Pixels &px)
 {
     const dcmc_layout &l = px.layout;
     const size_t L = (size_t)l.rows * l.cols * l.samples;
     size_t start, plain_len;
     tail_geometry(l, px.frames, px.frame_bytes, &start, &plain_len);
-    std::vector<Uint8> tail(bytes + start, bytes + len);
     if (l.bits_allocated == 1 && !tail.empty()) /* the last frame's own bits are not tail */
         tail[0] &= (Uint8)(0xFFu << ((L * (unsigned long long)px.frames) % 8));
     const bool plain = len == plain_len &&
@@ -110,20 +162,27 @@ void keep_tail(const Uint8 *bytes, Uint32 len, Pixels &px)
 
 } // namespace
 
-/* Native pixel bytes of the (already decoded) dataset, frames byte-aligned. Pixel data shorter
- * than the frames need fails with `short_status` (truncated input; an integrity failure for an
- * encrypted object, whose header the geometry comes from), before any room is allocated. */
-void native_bytes(DcmDataset *ds, const dcmc_layout &l, Uint32 frames, Pixels &px,
-                  dcmc_status short_status)
+/* The pixel data element, whose length must cover the frames: shorter fails with `short_status`
+ * (truncated input; an integrity failure for an encrypted object, whose header the geometry
+ * comes from), before any room is allocated or any byte read. */
+DcmElement *native_element(DcmDataset *ds, const dcmc_layout &l, Uint32 frames,
+                           dcmc_status short_status)
 {
     DcmElement *el = nullptr;
     if (ds->findAndGetElement(DCM_PixelData, el).bad() || !el)
         fail(DCMC_ERR_FORMAT, "pixel data cannot be read");
-    const Uint32 len = el->getLength();
-    const size_t L = (size_t)l.rows * l.cols * l.samples;
     if (dcmc_layout_check(&l) != DCMC_OK)
         fail(DCMC_ERR_UNSUPPORTED, "unsupported pixel layout");
-    check_length(len, l, frames, short_status);
+    check_length(el->getLength(), l, frames, short_status);
+    return el;
+}
+
+void native_bytes(DcmDataset *ds, const dcmc_layout &l, Uint32 frames, Pixels &px,
+                  dcmc_status short_status)
+{
+    DcmElement *el = native_element(ds, l, frames, short_status);
+    const Uint32 len = el->getLength();
+    const size_t L = (size_t)l.rows * l.cols * l.samples;
     const Uint8 *bytes = pixel_value(el, len);
     px.reset(l, frames);
     const size_t fb = px.frame_bytes;
@@ -138,7 +197,46 @@ void native_bytes(DcmDataset *ds, const dcmc_layout &l, Uint32 frames, Pixels &p
     } else {
         memcpy(px.data.data(), bytes, (size_t)frames * fb);
     }
-    keep_tail(bytes, len, px);
+    size_t start, plain_len;
+    tail_geometry(l, frames, fb, &start, &plain_len);
+    keep_tail(std::vector<Uint8>(bytes + start, bytes + len), len, px);
+}
+
+/* ---- the same, a few frames at a time ------------------------------------------------------ */
+
+void PixelReader::read(size_t offset, size_t n, Uint8 *out)
+{
+    /* DCMTK reads the range straight from the input file when it left the value there, and
+     * keeps the file open in cache_ from one range to the next. */
+    const bool ok = n == 0 || parsing("the pixel data", [&] {
+        return offset <= el_->getLength() && n <= el_->getLength() - offset &&
+               el_->getPartialValue(out, (Uint32)offset, (Uint32)n, &cache_, EBO_LittleEndian)
+                   .good();
+    });
+    if (!ok)
+        fail(DCMC_ERR_FORMAT, "pixel data cannot be read");
+}
+
+Uint32 stream_batch(uint32_t workers, size_t frame_bytes, Uint32 frames)
+{
+    const size_t target = (size_t)16 << 20;
+    const size_t w = workers ? workers : 1;
+    const size_t per =
+        frame_bytes >= target ? w : w * std::max<size_t>(1, target / frame_bytes / w);
+    return (Uint32)std::min<size_t>(per, frames);
+}
+
+void stream_tail(PixelReader &rd, Uint32 len, Pixels &px, bool need_bytes)
+{
+    size_t start, plain_len;
+    tail_geometry(px.layout, px.frames, px.frame_bytes, &start, &plain_len);
+    if (!need_bytes && len != plain_len) {
+        px.has_tail = true; /* more than a pad byte: no need to read what */
+        return;
+    }
+    std::vector<Uint8> tail(len - start);
+    rd.read(start, tail.size(), tail.data());
+    keep_tail(std::move(tail), len, px);
 }
 
 /* Replace the pixel data element with native bytes (frames packed as the layout says), then
@@ -181,3 +279,14 @@ void put_native(DcmDataset *ds, const Pixels &px, const std::vector<Uint8> *tail
 }
 
 } // namespace dcmci
+
+/* The tests' switch and probe (tests/test_dicom.c): internal, not exported. */
+extern "C" void dcmci_dicom_stream_mode(int mode)
+{
+    dcmci::g_stream_mode.store(mode, std::memory_order_relaxed);
+}
+
+extern "C" int dcmci_dicom_streamed(void)
+{
+    return dcmci::t_streamed ? 1 : 0;
+}

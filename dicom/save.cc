@@ -1,18 +1,25 @@
 /*
  * save.cc - writing an object: re-encoding to the original transfer syntax where that is
  * lossless and DCMTK can encode it (every other attribute kept as it was), and saving with a
- * check that the whole file reached the disk.
+ * check that the whole file reached the disk; for streamed objects, the temporary file the
+ * Pixel Data is written from.
  */
 #include "internal.h"
 #include "j2k_encode.h"
 
+#include "dcmtk/dcmdata/dcistrmf.h"
 #include "dcmtk/dcmjpeg/djrplol.h"
 #include "dcmtk/dcmjpls/djrparam.h"
 
+#include <fcntl.h>
+#include <limits.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
+#include <memory>
 
 namespace dcmci {
 
@@ -216,6 +223,152 @@ E_TransferSyntax encrypted_xfer(DcmDataset *ds, const Pixels &px, const std::str
         return t;
     put_native(ds, px); /* a fresh native element: whatever the encoder left goes */
     return EXS_LittleEndianExplicit;
+}
+
+bool encrypted_native(const std::string &orig_ts, const char *want)
+{
+    if (!want || !*want || strcmp(want, UID_LittleEndianExplicitTransferSyntax) == 0)
+        return true;
+    return strcmp(want, "keep") == 0 && family_of(orig_ts) == EXS_LittleEndianExplicit;
+}
+
+bool output_native(DcmDataset *ds, const std::string &ts_uid)
+{
+    switch (DcmXfer(ts_uid.c_str()).getXfer()) {
+    case EXS_RLELossless:
+    case EXS_JPEGProcess14:
+    case EXS_JPEGProcess14SV1:
+        return false;
+    case EXS_JPEGLSLossless: /* see encode_lossless */
+        return get_int(ds, DCM_PixelRepresentation, 0) != 0;
+    default:
+        return true;
+    }
+}
+
+/* ---- the frames of a streamed object ------------------------------------------------------- */
+
+namespace {
+
+std::string dir_of(const std::string &path)
+{
+    const size_t slash = path.rfind('/');
+    if (slash == std::string::npos)
+        return ".";
+    return slash == 0 ? "/" : path.substr(0, slash);
+}
+
+/* /proc/self/fd/N names the open file itself (so DCMTK can open it by that name). */
+bool fd_path(int fd, std::string &path)
+{
+    path = "/proc/self/fd/" + std::to_string(fd);
+    struct stat a, b;
+    return fstat(fd, &a) == 0 && stat(path.c_str(), &b) == 0 && a.st_dev == b.st_dev &&
+           a.st_ino == b.st_ino;
+}
+
+} // namespace
+
+FrameFile::~FrameFile()
+{
+    if (!name_.empty())
+        unlink(name_.c_str());
+    if (fd_ >= 0)
+        close(fd_);
+}
+
+bool FrameFile::open_in(const std::string &dir)
+{
+    fd_ = open(dir.c_str(), O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+    if (fd_ >= 0 && fd_path(fd_, path_))
+        return true;
+    if (fd_ >= 0)
+        close(fd_);
+    std::string tmpl = dir + "/.dcmcrypt-frames-XXXXXX";
+    fd_ = mkostemp(&tmpl[0], O_CLOEXEC);
+    if (fd_ < 0)
+        return false;
+    if (fd_path(fd_, path_)) {
+        unlink(tmpl.c_str()); /* reached through /proc from now on */
+    } else {
+        name_ = tmpl;
+        path_ = tmpl;
+    }
+    return true;
+}
+
+bool FrameFile::open_near(const char *out)
+{
+    out_ = out;
+    if (open_in(dir_of(out_)))
+        return true;
+    /* The tools write through /proc/self/fd/N of an unnamed temporary: the directory is where
+     * that link points ("/dir/#123 (deleted)"). */
+    char target[PATH_MAX];
+    const ssize_t n = readlink(out, target, sizeof target - 1);
+    if (n <= 0 || target[0] != '/')
+        return false;
+    target[n] = '\0';
+    return open_in(dir_of(target));
+}
+
+void FrameFile::write(const Uint8 *p, size_t n)
+{
+    while (n > 0) {
+        const ssize_t w = ::write(fd_, p, n);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            fail(DCMC_ERR_WRITE, "cannot write %s: the temporary file of its pixel data: %s",
+                 out_.c_str(), w < 0 ? strerror(errno) : "nothing written");
+        p += w;
+        n -= (size_t)w;
+        size_ += (uint64_t)w;
+    }
+}
+
+void FrameFile::pad_even()
+{
+    const Uint8 zero = 0;
+    if (size_ % 2)
+        write(&zero, 1);
+}
+
+void FrameFile::insert_pixel_data(DcmDataset *ds, const dcmc_layout &l)
+{
+    if (size_ % 2 || size_ > 0xFFFFFFFEu)
+        fail(DCMC_ERR_UNSUPPORTED, "cannot store %llu bytes of pixel data in one element",
+             (unsigned long long)size_);
+    /* Made as putAndInsertUint8Array / putAndInsertUint16Array make it (put_native), then given
+     * the file as its value. */
+    std::unique_ptr<DcmPixelData> pd(new DcmPixelData(DCM_PixelData));
+    OFCondition c;
+    if (l.bits_allocated <= 8) {
+        pd->setVR(EVR_OB);
+        c = pd->putUint8Array(nullptr, 0);
+    } else {
+        c = pd->putUint16Array(nullptr, 0);
+    }
+    if (c.good())
+        c = pd->createValueFromTempFile(new DcmInputFileStreamFactory(path_.c_str(), 0),
+                                        (Uint32)size_, EBO_LittleEndian);
+    if (c.good()) {
+        ds->findAndDeleteElement(DCM_PixelData);
+        DcmPixelData *owned = pd.release(); /* the dataset's once inserted */
+        if ((c = ds->insert(owned, OFTrue)).bad())
+            delete owned;
+    }
+    if (c.bad())
+        fail(DCMC_ERR_NOMEM, "cannot store pixel data: %s", c.text());
+}
+
+void FrameFile::check_written(DcmDataset *ds) const
+{
+    DcmElement *el = nullptr;
+    if (ds->findAndGetElement(DCM_PixelData, el).bad() || !el || el->getLength() != size_)
+        fail(DCMC_ERR_WRITE, "cannot write %s: its pixel data could not be read back from its "
+                             "temporary file",
+             out_.c_str());
 }
 
 } // namespace dcmci

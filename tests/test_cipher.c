@@ -538,6 +538,279 @@ static void test_full_size_frames(void)
     }
 }
 
+/* ---- the image as a stream of frames ---- */
+
+/* n frames of random canonical words of l: bits outside the stored field zero, or the sign
+ * extension; for 1-bit frames the unused bits of each frame's last byte zero. */
+static uint8_t *canonical_frames(const dcmc_layout *l, uint32_t n, uint64_t seed, size_t *len)
+{
+    size_t fb = 0;
+    CU_ASSERT_EQUAL_FATAL(dcmc_layout_frame_bytes(l, &fb), DCMC_OK);
+    *len = fb * n;
+    uint8_t *px = calloc(*len ? *len : 1, 1);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(px);
+    dcmc_test_rng r = {seed};
+    const size_t words = (size_t)l->rows * l->cols * l->samples;
+    const unsigned ba = l->bits_allocated, low = l->high_bit - l->bits_stored + 1;
+    const uint64_t mask = ((uint64_t)1 << l->bits_stored) - 1;
+    const uint64_t ext = (((uint64_t)1 << ba) - 1) & ~(((uint64_t)1 << (l->high_bit + 1)) - 1);
+    for (uint32_t f = 0; f < n; f++)
+        for (size_t j = 0; j < words; j++) {
+            uint64_t v = dcmc_test_next(&r) & mask, w = v << low;
+            if (ba == 1) {
+                px[f * fb + j / 8] |= (uint8_t)(v << (j % 8));
+                continue;
+            }
+            if (l->is_signed && (v >> (l->bits_stored - 1)) & 1)
+                w |= ext;
+            for (unsigned b = 0; b < ba / 8; b++)
+                px[f * fb + j * (ba / 8) + b] = (uint8_t)(w >> (8 * b));
+        }
+    return px;
+}
+
+static void stream_key(dcmc_key *k, uint8_t seed)
+{
+    for (int i = 0; i < 32; i++)
+        k->bytes[i] = (uint8_t)(i * 13 + seed);
+}
+
+static const uint8_t k_stream_nonce[16] = {9, 8, 7, 6, 5, 4, 3, 2, 1, 0, 1, 2, 3, 4, 5, 6};
+
+/* Frames of `px` through an encryption stream, `batch` per call; DCMC_OK and the results, or the
+ * first failure. */
+static dcmc_status stream_encrypt_all(const dcmc_key *key, const dcmc_options *o,
+                                      const dcmc_layout *l, uint32_t frames, uint8_t *px,
+                                      uint32_t batch, dcmc_header *h, uint8_t **pl, size_t *pll)
+{
+    size_t fb = 0;
+    dcmc_layout_frame_bytes(l, &fb);
+    dcmc_image_stream *s = NULL;
+    dcmc_status st = dcmc_image_stream_encrypt_new(&s, key, NULL, o, l, frames,
+                                                   (const uint8_t *)"protected", 9);
+    for (uint32_t f = 0; st == DCMC_OK && f < frames; f += batch) {
+        const uint32_t n = frames - f < batch ? frames - f : batch;
+        st = dcmc_image_stream_encrypt(s, px + f * fb, n);
+    }
+    if (st == DCMC_OK)
+        st = dcmc_image_stream_encrypt_final(s, h, pl, pll);
+    dcmc_image_stream_free(s);
+    return st;
+}
+
+/* Both passes of a decryption stream over `px`, `batch` frames per call. */
+static dcmc_status stream_decrypt_all(const dcmc_key *key, const dcmc_header *h, int threads,
+                                      uint8_t *px, const uint8_t *pl, size_t pll, uint32_t batch,
+                                      uint8_t **attrs, size_t *alen)
+{
+    size_t fb = 0;
+    dcmc_layout_frame_bytes(&h->layout, &fb);
+    dcmc_image_stream *s = NULL;
+    dcmc_status st = dcmc_image_stream_decrypt_new(&s, key, h, threads, pl, pll);
+    for (uint32_t f = 0; st == DCMC_OK && f < h->frames; f += batch) {
+        const uint32_t n = h->frames - f < batch ? h->frames - f : batch;
+        st = dcmc_image_stream_verify(s, px + f * fb, n);
+    }
+    if (st == DCMC_OK)
+        st = dcmc_image_stream_verify_final(s, attrs, alen);
+    for (uint32_t f = 0; st == DCMC_OK && f < h->frames; f += batch) {
+        const uint32_t n = h->frames - f < batch ? h->frames - f : batch;
+        st = dcmc_image_stream_decrypt(s, px + f * fb, n);
+    }
+    if (st == DCMC_OK)
+        st = dcmc_image_stream_decrypt_final(s);
+    dcmc_image_stream_free(s);
+    return st;
+}
+
+/* The stream gives exactly what the whole image gives (header, payload, cipher frames), for any
+ * batch and thread count, and each side decrypts what the other encrypted. */
+static void test_stream_equals_whole(void)
+{
+    static const dcmc_layout layouts[] = {
+        {40, 33, 1, 0, 16, 12, 11, 1}, {17, 9, 3, 1, 8, 8, 7, 0},
+        {13, 11, 1, 0, 32, 20, 25, 1}, {7, 5, 1, 0, 1, 1, 0, 0},
+    };
+    static const uint32_t batches[] = {1, 2, 3, 7};
+    const uint32_t frames = 7;
+    dcmc_key key;
+    stream_key(&key, 1);
+    for (size_t li = 0; li < sizeof layouts / sizeof layouts[0]; li++) {
+        const dcmc_layout *l = &layouts[li];
+        size_t len = 0;
+        uint8_t *plain = canonical_frames(l, frames, 7 + li, &len);
+        for (int threads = 1; threads <= 3; threads += 2) {
+            dcmc_options o;
+            dcmc_options_default(&o);
+            o.threads = threads;
+            o.nonce = k_stream_nonce;
+            uint8_t *whole = malloc(len), *pl = NULL;
+            size_t pll = 0;
+            dcmc_header h;
+            CU_ASSERT_FATAL(whole != NULL);
+            memcpy(whole, plain, len);
+            CU_ASSERT_EQUAL_FATAL(dcmc_image_encrypt(&key, NULL, &o, l, frames, whole, len,
+                                                     (const uint8_t *)"protected", 9, &h, &pl,
+                                                     &pll),
+                                  DCMC_OK);
+            for (size_t b = 0; b < sizeof batches / sizeof batches[0]; b++) {
+                uint8_t *px = malloc(len), *pl2 = NULL;
+                size_t pll2 = 0;
+                dcmc_header h2;
+                CU_ASSERT_FATAL(px != NULL);
+                memcpy(px, plain, len);
+                CU_ASSERT_EQUAL(stream_encrypt_all(&key, &o, l, frames, px, batches[b], &h2,
+                                                   &pl2, &pll2),
+                                DCMC_OK);
+                CU_ASSERT(dcmc_test_header_equal(&h, &h2));
+                CU_ASSERT(pll2 == pll && pl2 && memcmp(pl2, pl, pll) == 0);
+                CU_ASSERT(memcmp(px, whole, len) == 0);
+                /* The whole-image decryption takes the stream's output. */
+                uint8_t *a = NULL;
+                size_t al = 0;
+                CU_ASSERT_EQUAL(dcmc_image_decrypt(&key, &h2, threads, px, len, pl2, pll2, &a, &al),
+                                DCMC_OK);
+                CU_ASSERT(memcmp(px, plain, len) == 0);
+                dcmc_free(a, al);
+                /* And the stream decrypts the whole image's, batch after batch. */
+                memcpy(px, whole, len);
+                CU_ASSERT_EQUAL(stream_decrypt_all(&key, &h, threads, px, pl, pll, batches[b], &a,
+                                                   &al),
+                                DCMC_OK);
+                CU_ASSERT(memcmp(px, plain, len) == 0);
+                CU_ASSERT(al == 9 && a && memcmp(a, "protected", 9) == 0);
+                dcmc_free(a, al);
+                dcmc_free(pl2, pll2);
+                free(px);
+            }
+            dcmc_image_stream *s = NULL;
+            CU_ASSERT_EQUAL(dcmc_image_stream_encrypt_new(&s, &key, NULL, &o, l, frames, NULL, 0),
+                            DCMC_OK);
+            CU_ASSERT_EQUAL(dcmc_image_stream_batch(s), threads == 1 ? 1u : (uint32_t)threads);
+            dcmc_image_stream_free(s);
+            dcmc_free(pl, pll);
+            free(whole);
+        }
+        free(plain);
+    }
+}
+
+/* Decryption streams: a wrong key stops at the start, tampering at the end of the first pass
+ * (no protected bytes released, no frame decrypted), frames changed between the passes at the
+ * end of the second; a residue travels as in the whole image. */
+static void test_stream_decrypt_refusals(void)
+{
+    const dcmc_layout l = {24, 20, 1, 0, 16, 10, 9, 0};
+    const uint32_t frames = 5;
+    dcmc_key key, other;
+    stream_key(&key, 1);
+    stream_key(&other, 2);
+    size_t len = 0, fb = 24 * 20 * 2;
+    uint8_t *plain = canonical_frames(&l, frames, 3, &len), *pl = NULL, *a = (uint8_t *)1;
+    uint8_t *px = malloc(len), *ct = malloc(len);
+    size_t pll = 0, al = 7;
+    dcmc_header h;
+    dcmc_options o;
+    dcmc_options_default(&o);
+    o.nonce = k_stream_nonce;
+    CU_ASSERT_FATAL(px && ct);
+    memcpy(ct, plain, len);
+    CU_ASSERT_EQUAL_FATAL(dcmc_image_encrypt(&key, NULL, &o, &l, frames, ct, len, NULL, 0, &h, &pl,
+                                             &pll),
+                          DCMC_OK);
+    dcmc_image_stream *s = (dcmc_image_stream *)1;
+    CU_ASSERT_EQUAL(dcmc_image_stream_decrypt_new(&s, &other, &h, 1, pl, pll), DCMC_ERR_WRONG_KEY);
+    CU_ASSERT_PTR_NULL(s);
+    CU_ASSERT_EQUAL(dcmc_image_stream_decrypt_new(&s, &key, &h, 1, pl, pll - 1),
+                    DCMC_ERR_TRUNCATED);
+    /* One bit of the last frame's last word: caught when the first pass ends. */
+    memcpy(px, ct, len);
+    px[len - 1] ^= 0x01;
+    CU_ASSERT_EQUAL_FATAL(dcmc_image_stream_decrypt_new(&s, &key, &h, 2, pl, pll), DCMC_OK);
+    CU_ASSERT_EQUAL(dcmc_image_stream_decrypt(s, px, 1), DCMC_ERR_ARG); /* not verified yet */
+    CU_ASSERT_EQUAL(dcmc_image_stream_verify_final(s, &a, &al), DCMC_ERR_ARG); /* frames missing */
+    CU_ASSERT_EQUAL(dcmc_image_stream_verify(s, px, frames + 1), DCMC_ERR_ARG);
+    CU_ASSERT_EQUAL(dcmc_image_stream_verify(s, px, 2), DCMC_OK);
+    CU_ASSERT_EQUAL(dcmc_image_stream_verify(s, px + 2 * fb, frames - 2), DCMC_OK);
+    CU_ASSERT_EQUAL(dcmc_image_stream_verify_final(s, &a, &al), DCMC_ERR_INTEGRITY);
+    CU_ASSERT_PTR_NULL(a);
+    CU_ASSERT_EQUAL(al, 0);
+    CU_ASSERT_EQUAL(dcmc_image_stream_decrypt(s, px, frames), DCMC_ERR_ARG); /* ended */
+    dcmc_image_stream_free(s);
+    px[len - 1] ^= 0x01;
+    CU_ASSERT(memcmp(px, ct, len) == 0);
+    /* Verified, then a frame changed before the second pass: refused at its end. */
+    CU_ASSERT_EQUAL_FATAL(dcmc_image_stream_decrypt_new(&s, &key, &h, 1, pl, pll), DCMC_OK);
+    CU_ASSERT_EQUAL(dcmc_image_stream_verify(s, px, frames), DCMC_OK);
+    CU_ASSERT_EQUAL(dcmc_image_stream_verify_final(s, &a, &al), DCMC_OK);
+    CU_ASSERT(a != NULL && al == 0);
+    dcmc_free(a, al);
+    CU_ASSERT_EQUAL(dcmc_image_stream_decrypt_final(s), DCMC_ERR_ARG); /* frames missing */
+    px[fb + 3] ^= 0x10;
+    CU_ASSERT_EQUAL(dcmc_image_stream_decrypt(s, px, frames), DCMC_OK);
+    CU_ASSERT_EQUAL(dcmc_image_stream_decrypt_final(s), DCMC_ERR_INTEGRITY);
+    dcmc_image_stream_free(s);
+    /* Non-canonical words travel as a residue in the payload: the stream puts it back. */
+    memcpy(px, plain, len);
+    px[1] |= 0x80; /* bit 15, above High Bit 9 */
+    memcpy(plain, px, len);
+    dcmc_free(pl, pll);
+    CU_ASSERT_EQUAL_FATAL(dcmc_image_encrypt(&key, NULL, &o, &l, frames, px, len, NULL, 0, &h, &pl,
+                                             &pll),
+                          DCMC_OK);
+    CU_ASSERT_EQUAL(pll, 5 + len);
+    CU_ASSERT_EQUAL(stream_decrypt_all(&key, &h, 2, px, pl, pll, 2, &a, &al), DCMC_OK);
+    CU_ASSERT(memcmp(px, plain, len) == 0);
+    dcmc_free(a, al);
+    dcmc_free(pl, pll);
+    free(plain);
+    free(px);
+    free(ct);
+}
+
+/* Encryption streams refuse a frame that would need a residue (untouched), and anything out of
+ * order; canonical frames are told apart from the others. */
+static void test_stream_encrypt_refusals(void)
+{
+    const dcmc_layout l = {16, 12, 1, 0, 16, 12, 11, 0};
+    dcmc_key key;
+    stream_key(&key, 1);
+    size_t len = 0, fb = 16 * 12 * 2;
+    uint8_t *px = canonical_frames(&l, 3, 5, &len), *pl = (uint8_t *)1;
+    size_t pll = 7;
+    dcmc_header h;
+    CU_ASSERT_EQUAL(dcmc_frame_is_canonical(&l, px, fb), 1);
+    CU_ASSERT_EQUAL(dcmc_frame_is_canonical(&l, px, fb - 1), 0);
+    CU_ASSERT_EQUAL(dcmc_frame_is_canonical(NULL, px, fb), 0);
+    px[fb + 5] |= 0x20; /* frame 1, bit 13 of a word: above High Bit 11 */
+    CU_ASSERT_EQUAL(dcmc_frame_is_canonical(&l, px + fb, fb), 0);
+    uint8_t *copy = malloc(len);
+    CU_ASSERT_FATAL(copy != NULL);
+    memcpy(copy, px, len);
+    dcmc_image_stream *s = NULL;
+    CU_ASSERT_EQUAL_FATAL(dcmc_image_stream_encrypt_new(&s, &key, NULL, NULL, &l, 3, NULL, 0),
+                          DCMC_OK);
+    CU_ASSERT_EQUAL(dcmc_image_stream_encrypt_final(s, &h, &pl, &pll), DCMC_ERR_ARG);
+    CU_ASSERT_PTR_NULL(pl);
+    CU_ASSERT_EQUAL(dcmc_image_stream_verify(s, px, 1), DCMC_ERR_ARG); /* not a decryption */
+    CU_ASSERT_EQUAL(dcmc_image_stream_encrypt(s, px + fb, 2), DCMC_ERR_UNSUPPORTED);
+    CU_ASSERT(memcmp(px, copy, len) == 0);
+    CU_ASSERT_EQUAL(dcmc_image_stream_encrypt(s, px, 1), DCMC_ERR_ARG); /* ended */
+    dcmc_image_stream_free(s);
+    s = (dcmc_image_stream *)1;
+    CU_ASSERT_EQUAL(dcmc_image_stream_encrypt_new(&s, &key, NULL, NULL, &l, 0, NULL, 0),
+                    DCMC_ERR_LAYOUT);
+    CU_ASSERT_PTR_NULL(s);
+    CU_ASSERT_EQUAL(dcmc_image_stream_encrypt_new(NULL, &key, NULL, NULL, &l, 1, NULL, 0),
+                    DCMC_ERR_ARG);
+    CU_ASSERT_EQUAL(dcmc_image_stream_encrypt_new(&s, &key, NULL, NULL, &l, 1, NULL, 3),
+                    DCMC_ERR_ARG);
+    CU_ASSERT_EQUAL(dcmc_image_stream_batch(NULL), 0u);
+    dcmc_image_stream_free(NULL);
+    free(copy);
+    free(px);
+}
+
 int dcmc_test_register_cipher(void)
 {
     static const dcmc_test_case cases[] = {
@@ -553,6 +826,9 @@ int dcmc_test_register_cipher(void)
         {"passphrase round trip", test_passphrase_roundtrip},
         {"bad arguments", test_bad_arguments},
         {"512x512 frames of each preset", test_full_size_frames},
+        {"streamed image: same as whole, any batch and threads", test_stream_equals_whole},
+        {"streamed decryption: wrong key, tampering, changes between passes", test_stream_decrypt_refusals},
+        {"streamed encryption: residue and order refused", test_stream_encrypt_refusals},
         {NULL, NULL},
     };
     return dcmc_test_add_suite("cipher", cases);

@@ -17,6 +17,12 @@
 #include "test_common.h"
 #include "testhook.h" /* dicom/: the adapter's exception mapping, for tests only */
 
+/* The adapter's streaming switch and probe (dicom/pixels.cc; internal, not exported): mode 0
+ * streams by size, 1 never, 2 wherever the object allows it; streamed says whether the last
+ * operation of this thread did. */
+void dcmci_dicom_stream_mode(int mode);
+int dcmci_dicom_streamed(void);
+
 static char g_dir[64];
 
 static int suite_init(void)
@@ -433,6 +439,273 @@ static void test_j2k_mismatch(void)
     free(orig);
 }
 
+/* ---- streaming (docs/dicom.md, "Streaming") ---- */
+
+static int same_file(const char *a, const char *b)
+{
+    size_t na = 0, nb = 0;
+    uint8_t *x = slurp(a, &na), *y = slurp(b, &nb);
+    const int same = x && y && na == nb && memcmp(x, y, na) == 0;
+    free(x);
+    free(y);
+    return same;
+}
+
+/* Files in the scratch directory whose names start with `prefix`. */
+static int count_files(const char *prefix)
+{
+    int n = 0;
+    DIR *d = opendir(g_dir);
+    struct dirent *e;
+    while (d && (e = readdir(d)) != NULL)
+        n += strncmp(e->d_name, prefix, strlen(prefix)) == 0;
+    if (d)
+        closedir(d);
+    return n;
+}
+
+/* pydicom_SC_rgb_small_odd_3x3 with its pad byte (the last byte of the file, after 27 bytes of
+ * pixels) set: a tail that the protected bytes carry and decryption puts back. */
+static const char *object_with_tail(void)
+{
+    size_t n = 0;
+    uint8_t *b = slurp(sample("pydicom_SC_rgb_small_odd_3x3.dcm"), &n);
+    CU_ASSERT_FATAL(b != NULL && n > 0 && b[n - 1] == 0);
+    b[n - 1] = 0x5A;
+    spit(tmp("tail.dcm"), b, n);
+    free(b);
+    return tmp("tail.dcm");
+}
+
+/* Streamed or whole, encryption and decryption write the same bytes, so either side reads the
+ * other's output (same key, same nonce; every other input of the cipher is deterministic).
+ * Which objects stream: native little endian images, canonical words, Bits Allocated 8 or more;
+ * decryption also needs an original syntax written without a pixel encoder. */
+static void test_streamed_same_as_whole(void)
+{
+    static const struct {
+        const char *name;
+        int enc, dec; /* streamed when allowed (verification streams every encrypted object of
+                       * Bits Allocated 8 or more: they are all native) */
+    } cases[] = {
+        {"pydicom_CT_small_128x128.dcm", 1, 1},
+        {"pydicom-data_emri_small_enhancedMR_10frames.dcm", 1, 1},
+        {"pydicom_SC_rgb_small_odd_3x3.dcm", 1, 1},           /* an odd value: pad byte */
+        {"pydicom_SC_ybr_full_422_uncompressed.dcm", 1, 1},   /* encrypted as gray */
+        {"pydicom_rtdose_32bit_15frames.dcm", 1, 1},          /* implicit VR, written back so */
+        {"dcm_qa_12bit_12bitSigned_0x0F0F.dcm", 0, 1},        /* a residue: encrypted whole */
+        {"pydicom_MR_small_bigendian.dcm", 0, 1},             /* big endian in, and out */
+        {"clunie_image_dfl_deflate_1.2.840.10008.1.2.1.99.dcm", 0, 1},
+        {"highdicom_seg_image_ct_binary_overlap_1bit_8frames.dcm", 0, 0},
+        {"dcm_qa_ts_7_JPEG-LS.dcm", 0, 0},                    /* JPEG-LS again: whole */
+        {"dcm_qa_ts_4_RLE.dcm", 0, 0},
+        {"dcm_qa_ts_9_J2K-lossless.dcm", 0, 1},               /* written native */
+        {NULL, 1, 1},                                         /* object_with_tail */
+    };
+    static const uint8_t nonce[16] = {7, 1, 7, 2, 7, 3, 7, 4, 7, 5, 7, 6, 7, 7, 7, 8};
+    dcmc_key key;
+    uint8_t uk[32];
+    test_key(&key, uk, 1);
+    dcmc_options opt;
+    dcmc_options_default(&opt);
+    opt.nonce = nonce;
+    char msg[DCMC_DICOM_MSG], sop[65];
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const char *name = cases[i].name ? cases[i].name : "object with a tail";
+        const char *in = cases[i].name ? sample(cases[i].name) : object_with_tail();
+        dcmc_status st[4];
+        int streamed[4];
+        dcmci_dicom_stream_mode(1);
+        st[0] = dcmc_dicom_encrypt(in, tmp("w.enc"), &key, NULL, uk, &opt, NULL, NULL, msg, sizeof msg);
+        streamed[0] = dcmci_dicom_streamed();
+        dcmci_dicom_stream_mode(2);
+        st[1] = dcmc_dicom_encrypt(in, tmp("s.enc"), &key, NULL, uk, &opt, NULL, NULL, msg, sizeof msg);
+        streamed[1] = dcmci_dicom_streamed();
+        /* Each decryption reads the other path's encryption. */
+        dcmci_dicom_stream_mode(1);
+        st[2] = dcmc_dicom_decrypt(tmp("s.enc"), tmp("w.dec"), &key, 0, NULL, msg, sizeof msg);
+        streamed[2] = dcmci_dicom_streamed();
+        dcmci_dicom_stream_mode(2);
+        st[3] = dcmc_dicom_decrypt(tmp("w.enc"), tmp("s.dec"), &key, 2, NULL, msg, sizeof msg);
+        streamed[3] = dcmci_dicom_streamed();
+        const int ok = st[0] == DCMC_OK && st[1] == DCMC_OK && st[2] == DCMC_OK && st[3] == DCMC_OK &&
+                       !streamed[0] && streamed[1] == cases[i].enc && !streamed[2] &&
+                       streamed[3] == cases[i].dec && same_file(tmp("w.enc"), tmp("s.enc")) &&
+                       same_file(tmp("w.dec"), tmp("s.dec"));
+        CU_ASSERT(ok);
+        if (!ok)
+            fprintf(stderr, "\n  %s: status %d %d %d %d, streamed %d %d %d %d, same %d %d (%s)", name,
+                    st[0], st[1], st[2], st[3], streamed[0], streamed[1], streamed[2], streamed[3],
+                    same_file(tmp("w.enc"), tmp("s.enc")), same_file(tmp("w.dec"), tmp("s.dec")), msg);
+        CU_ASSERT_EQUAL(dcmc_dicom_verify(tmp("w.enc"), &key, sop, msg, sizeof msg), DCMC_OK);
+        CU_ASSERT_EQUAL(dcmci_dicom_streamed(), strstr(name, "1bit") == NULL);
+    }
+    dcmci_dicom_stream_mode(0);
+    CU_ASSERT_EQUAL(count_files(".dcmcrypt"), 0); /* no temporary left behind */
+}
+
+/* A streamed decryption refuses a wrong key, one changed bit in the last frame and a truncated
+ * object like the whole one: a status, and nothing written. */
+static void test_streamed_refusals(void)
+{
+    dcmc_key key, other;
+    uint8_t uk[32], uk2[32];
+    test_key(&key, uk, 1);
+    test_key(&other, uk2, 2);
+    char msg[DCMC_DICOM_MSG];
+    dcmci_dicom_stream_mode(2);
+    CU_ASSERT_EQUAL_FATAL(dcmc_dicom_encrypt(sample("pydicom-data_emri_small_enhancedMR_10frames.dcm"),
+                                             tmp("e.dcm"), &key, NULL, uk, NULL, NULL, NULL, msg,
+                                             sizeof msg),
+                          DCMC_OK);
+    CU_ASSERT(dcmci_dicom_streamed());
+    unlink(tmp("d.dcm"));
+    CU_ASSERT_EQUAL(dcmc_dicom_decrypt(tmp("e.dcm"), tmp("d.dcm"), &other, 0, NULL, msg, sizeof msg),
+                    DCMC_ERR_WRONG_KEY);
+    CU_ASSERT(access(tmp("d.dcm"), F_OK) != 0);
+    size_t n = 0;
+    uint8_t *b = slurp(tmp("e.dcm"), &n);
+    CU_ASSERT_FATAL(b != NULL && n > 1000);
+    b[n - 1] ^= 0x01; /* the Pixel Data is the last element: its last frame's last word */
+    spit(tmp("t.dcm"), b, n);
+    CU_ASSERT_EQUAL(dcmc_dicom_decrypt(tmp("t.dcm"), tmp("d.dcm"), &key, 0, NULL, msg, sizeof msg),
+                    DCMC_ERR_INTEGRITY);
+    CU_ASSERT(dcmci_dicom_streamed() == 0 && access(tmp("d.dcm"), F_OK) != 0);
+    CU_ASSERT_EQUAL(dcmc_dicom_verify(tmp("t.dcm"), &key, NULL, msg, sizeof msg), DCMC_ERR_INTEGRITY);
+    b[n - 1] ^= 0x01;
+    for (size_t cut = n / 2; cut < n; cut += n / 23 + 1) {
+        spit(tmp("t.dcm"), b, cut);
+        dcmc_status st = dcmc_dicom_decrypt(tmp("t.dcm"), tmp("d.dcm"), &key, 0, NULL, msg, sizeof msg);
+        CU_ASSERT_NOT_EQUAL(st, DCMC_OK);
+        CU_ASSERT(msg[0] != '\0');
+        CU_ASSERT(access(tmp("d.dcm"), F_OK) != 0);
+    }
+    dcmci_dicom_stream_mode(0);
+    CU_ASSERT_EQUAL(count_files(".dcmcrypt"), 0);
+    free(b);
+}
+
+/* Word k of frame f of the large test object: 12 bits, canonical. */
+static uint16_t big_word(size_t k, uint32_t f)
+{
+    return (uint16_t)((k * 3 + (k / 512) * 5 + f * 7) % 4096);
+}
+
+/* A multi-frame secondary capture of `frames` 512x512 16-bit frames, written a frame at a time. */
+static void write_big_object(const char *path, uint32_t frames)
+{
+    FILE *f = fopen(path, "wb");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    uint8_t h[1024];
+    size_t n = 0;
+    memset(h, 0, 128);
+    memcpy(h + 128, "DICM", 4);
+    n = 132;
+#define STR(g, e, vr, str)                                                                      \
+    do {                                                                                        \
+        size_t l_ = strlen(str) + (strlen(str) & 1);                                            \
+        h[n++] = (uint8_t)(g), h[n++] = (uint8_t)((g) >> 8), h[n++] = (uint8_t)(e),             \
+        h[n++] = (uint8_t)((e) >> 8), h[n++] = (vr)[0], h[n++] = (vr)[1];                       \
+        h[n++] = (uint8_t)l_, h[n++] = 0;                                                       \
+        memset(h + n, (vr)[0] == 'U' ? 0 : ' ', l_);                                            \
+        memcpy(h + n, str, strlen(str));                                                        \
+        n += l_;                                                                                \
+    } while (0)
+#define US(e, v)                                                                                \
+    do {                                                                                        \
+        const uint8_t u_[10] = {0x28, 0, (uint8_t)(e), (uint8_t)((e) >> 8), 'U', 'S', 2, 0,    \
+                                (uint8_t)(v), (uint8_t)((v) >> 8)};                             \
+        memcpy(h + n, u_, 10);                                                                  \
+        n += 10;                                                                                \
+    } while (0)
+    char nf[16];
+    snprintf(nf, sizeof nf, "%u", (unsigned)frames);
+    STR(0x0002, 0x0002, "UI", "1.2.840.10008.5.1.4.1.1.7.3");
+    STR(0x0002, 0x0003, "UI", "1.2.826.0.1.3680043.2.1125.77.1");
+    STR(0x0002, 0x0010, "UI", "1.2.840.10008.1.2.1");
+    STR(0x0008, 0x0016, "UI", "1.2.840.10008.5.1.4.1.1.7.3");
+    STR(0x0008, 0x0018, "UI", "1.2.826.0.1.3680043.2.1125.77.1");
+    STR(0x0008, 0x0060, "CS", "OT");
+    STR(0x0010, 0x0010, "PN", "Test^Streaming");
+    STR(0x0010, 0x0020, "LO", "STREAM1");
+    STR(0x0020, 0x000D, "UI", "1.2.826.0.1.3680043.2.1125.77.2");
+    STR(0x0020, 0x000E, "UI", "1.2.826.0.1.3680043.2.1125.77.3");
+    US(0x0002, 1);
+    STR(0x0028, 0x0004, "CS", "MONOCHROME2");
+    STR(0x0028, 0x0008, "IS", nf);
+    US(0x0010, 512);
+    US(0x0011, 512);
+    US(0x0100, 16);
+    US(0x0101, 12);
+    US(0x0102, 11);
+    US(0x0103, 0);
+#undef STR
+#undef US
+    const uint32_t len = frames * 512u * 512u * 2u;
+    const uint8_t pix[12] = {0xE0, 0x7F, 0x10, 0x00, 'O', 'W', 0, 0, (uint8_t)len,
+                             (uint8_t)(len >> 8), (uint8_t)(len >> 16), (uint8_t)(len >> 24)};
+    memcpy(h + n, pix, sizeof pix);
+    n += sizeof pix;
+    CU_ASSERT_EQUAL(fwrite(h, 1, n, f), n);
+    uint8_t *fr = malloc(512 * 512 * 2);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(fr);
+    for (uint32_t k = 0; k < frames; k++) {
+        for (size_t j = 0; j < 512 * 512; j++) {
+            fr[2 * j] = (uint8_t)big_word(j, k);
+            fr[2 * j + 1] = (uint8_t)(big_word(j, k) >> 8);
+        }
+        CU_ASSERT_EQUAL(fwrite(fr, 1, 512 * 512 * 2, f), 512 * 512 * 2);
+    }
+    free(fr);
+    CU_ASSERT_EQUAL(fclose(f), 0);
+}
+
+/* An object above the size where streaming starts (32 MB of frames) streams by itself, both
+ * ways, and comes back exactly; the whole-object decryption of its encryption writes the same
+ * file as the streamed one. */
+static void test_streamed_large_object(void)
+{
+    const uint32_t frames = 65; /* 34 MB */
+    dcmc_key key;
+    uint8_t uk[32];
+    test_key(&key, uk, 1);
+    char msg[DCMC_DICOM_MSG];
+    dcmc_dicom_info info;
+    write_big_object(tmp("big.dcm"), frames);
+    dcmci_dicom_stream_mode(0);
+    CU_ASSERT_EQUAL(dcmc_dicom_encrypt(tmp("big.dcm"), tmp("big.enc"), &key, NULL, uk, NULL, NULL,
+                                       &info, msg, sizeof msg),
+                    DCMC_OK);
+    CU_ASSERT(dcmci_dicom_streamed());
+    CU_ASSERT(info.frames == frames && info.pixel_bytes == (uint64_t)frames * 512 * 512 * 2);
+    CU_ASSERT_EQUAL(dcmc_dicom_decrypt(tmp("big.enc"), tmp("big.dec"), &key, 0, &info, msg,
+                                       sizeof msg),
+                    DCMC_OK);
+    CU_ASSERT(dcmci_dicom_streamed());
+    unlink(tmp("big.dcm"));
+    uint8_t *px = NULL;
+    size_t len = 0;
+    CU_ASSERT_EQUAL_FATAL(dcmc_dicom_read_pixels(tmp("big.dec"), &info, &px, &len, msg, sizeof msg),
+                          DCMC_OK);
+    int exact = len == (size_t)frames * 512 * 512 * 2;
+    for (size_t i = 0; exact && i < len / 2; i++)
+        exact = (px[2 * i] | px[2 * i + 1] << 8) == big_word(i % (512 * 512), (uint32_t)(i / (512 * 512)));
+    CU_ASSERT(exact);
+    dcmc_free(px, len);
+    dcmci_dicom_stream_mode(1);
+    CU_ASSERT_EQUAL(dcmc_dicom_decrypt(tmp("big.enc"), tmp("big.whole"), &key, 0, NULL, msg,
+                                       sizeof msg),
+                    DCMC_OK);
+    CU_ASSERT(!dcmci_dicom_streamed());
+    dcmci_dicom_stream_mode(0);
+    CU_ASSERT(same_file(tmp("big.dec"), tmp("big.whole")));
+    unlink(tmp("big.enc"));
+    unlink(tmp("big.dec"));
+    unlink(tmp("big.whole"));
+    CU_ASSERT_EQUAL(count_files(".dcmcrypt"), 0);
+}
+
+
 int dcmc_test_register_dicom(void)
 {
     static const dcmc_test_case cases[] = {
@@ -443,6 +716,9 @@ int dcmc_test_register_dicom(void)
         {"full disk and missing directory", test_unwritable_output},
         {"exceptions: refusals, out of memory, parse failures, bugs", test_exception_mapping},
         {"JPEG 2000 codestream that disagrees with the attributes", test_j2k_mismatch},
+        {"streamed and whole: the same files, either reads the other's", test_streamed_same_as_whole},
+        {"streamed decryption: wrong key, tampering, truncation", test_streamed_refusals},
+        {"a 34 MB object streams both ways, exactly", test_streamed_large_object},
         {NULL, NULL},
     };
     CU_pSuite s = CU_add_suite("dicom", suite_init, suite_clean);

@@ -6,7 +6,8 @@
  * dcmc_image_encrypt() encrypts every frame of an image in place, fills a dcmc_header (the
  * container-neutral metadata a container such as DICOM must store) and returns an encrypted,
  * authenticated payload (the caller's protected bytes plus any bits above High Bit).
- * dcmc_image_decrypt() checks the key, then the MAC, and only then writes plaintext.
+ * dcmc_image_decrypt() checks the key, then the MAC, and only then writes plaintext. The
+ * dcmc_image_stream_* functions do the same a few frames at a time, for large images.
  *
  * Rules: every function returns a dcmc_status and never prints or exits; outputs are set to safe
  * values on entry; sizes are size_t and overflow-checked; anything that held a key is wiped.
@@ -275,6 +276,68 @@ DCMC_API DCMC_NODISCARD DCMC_NONNULL(1, 2) dcmc_status
     dcmc_image_open_attrs(const dcmc_key *key, const dcmc_header *hdr, const uint8_t *pixels,
                           size_t pixels_len, const uint8_t *payload, size_t payload_len,
                           uint8_t **attrs, size_t *attrs_len);
+
+/* ---- Image-level cipher, frame after frame (streaming) ------------------------------------- */
+
+/*
+ * The image cipher above for images that should not be held in memory at once: the frames go
+ * through a stream a few at a time, in order, and the result is exactly what dcmc_image_encrypt
+ * and dcmc_image_decrypt give (same header, payload, cipher frames and MAC; either side may be
+ * streamed). Each call runs its frames on the stream's workers (frames apart, as the whole-image
+ * functions do): pass a multiple of dcmc_image_stream_batch() frames per call to keep them all
+ * busy (the last call may pass fewer). Any failure ends the stream: later calls return
+ * DCMC_ERR_ARG, as do calls out of order. Free it with dcmc_image_stream_free (wiped).
+ *
+ * Encryption: _encrypt_new (header, key check value, payload), _encrypt for every frame (in
+ * place), _encrypt_final (MAC; hdr and *payload as dcmc_image_encrypt returns them). The payload
+ * is fixed before the frames arrive, so it cannot carry a residue: a frame with a word that is
+ * not canonical (dcmc_frame_is_canonical) is refused with DCMC_ERR_UNSUPPORTED, untouched; such
+ * images need dcmc_image_encrypt.
+ *
+ * Decryption, in two passes over the cipher frames, so that no plaintext exists before the MAC
+ * has passed: _decrypt_new (sizes, preset, payload length, key check value: DCMC_ERR_WRONG_KEY),
+ * _verify for every frame (only fed to the MAC), _verify_final (MAC: DCMC_ERR_INTEGRITY; then
+ * *attrs as dcmc_image_decrypt returns them); then _decrypt for every frame again (in place;
+ * each frame is fed to the MAC once more before it is decrypted) and _decrypt_final, which
+ * fails with DCMC_ERR_INTEGRITY when the frames of the second pass were not those of the first:
+ * the caller must not release what it decrypted before _decrypt_final returned DCMC_OK.
+ * A verification without decryption stops after _verify_final.
+ */
+typedef struct dcmc_image_stream dcmc_image_stream;
+
+DCMC_API DCMC_NODISCARD dcmc_status
+    dcmc_image_stream_encrypt_new(dcmc_image_stream **s, const dcmc_key *key, const dcmc_kdf *kdf,
+                                  const dcmc_options *opt, const dcmc_layout *layout,
+                                  uint32_t frames, const uint8_t *attrs, size_t attrs_len);
+/* The next `count` frames (count * frame_bytes bytes, back to back), encrypted in place. */
+DCMC_API DCMC_NODISCARD dcmc_status dcmc_image_stream_encrypt(dcmc_image_stream *s,
+                                                              uint8_t *frames, uint32_t count);
+DCMC_API DCMC_NODISCARD dcmc_status
+    dcmc_image_stream_encrypt_final(dcmc_image_stream *s, dcmc_header *hdr, uint8_t **payload,
+                                    size_t *payload_len);
+
+DCMC_API DCMC_NODISCARD dcmc_status
+    dcmc_image_stream_decrypt_new(dcmc_image_stream **s, const dcmc_key *key,
+                                  const dcmc_header *hdr, int threads, const uint8_t *payload,
+                                  size_t payload_len);
+DCMC_API DCMC_NODISCARD dcmc_status
+    dcmc_image_stream_verify(dcmc_image_stream *s, const uint8_t *frames, uint32_t count);
+DCMC_API DCMC_NODISCARD dcmc_status
+    dcmc_image_stream_verify_final(dcmc_image_stream *s, uint8_t **attrs, size_t *attrs_len);
+DCMC_API DCMC_NODISCARD dcmc_status dcmc_image_stream_decrypt(dcmc_image_stream *s,
+                                                              uint8_t *frames, uint32_t count);
+DCMC_API DCMC_NODISCARD dcmc_status dcmc_image_stream_decrypt_final(dcmc_image_stream *s);
+
+/* Frames per call that keep every worker of the stream busy (at least 1; 0 for NULL). */
+DCMC_API uint32_t dcmc_image_stream_batch(const dcmc_image_stream *s);
+DCMC_API void dcmc_image_stream_free(dcmc_image_stream *s);
+
+/* 1 when every word of the frame (`bytes` = the layout's frame bytes) is canonical: bits outside
+ * the stored field zero or the sign extension, and for bits_allocated 1 the unused bits of the
+ * last byte zero; 0 otherwise or on bad arguments. An image whose frames are all canonical
+ * needs no residue in its payload (docs/format.md section 10) and can be streamed. */
+DCMC_API int dcmc_frame_is_canonical(const dcmc_layout *layout, const uint8_t *frame,
+                                     size_t bytes);
 
 /* New UID for an original one: "2.25." and the decimal value of the first 128 bits of
  * HMAC-SHA256(uid_key, uid), so one key maps a study the same way in every file and run.
