@@ -110,7 +110,9 @@ def main():
     b = torch.rand(1, planes, h, h).to(memory_format=torch.channels_last)
     with torch.inference_mode():
         traced = torch.jit.freeze(torch.jit.trace(model, (a, b)))
-        for _ in range(5):
+        # TorchScript's profiling executor specialises and fuses the graph over the first calls;
+        # until it has, single calls take up to 10x longer (seen: 65 to 520 ms per frame after 5).
+        for _ in range(20):
             traced(a, b)
         t0 = time.perf_counter()
         for _ in range(args.frames):

@@ -3,8 +3,11 @@
  * C++). Loads every transfer syntax DCMTK or OpenJPEG decodes, encrypts every frame with the
  * cipher library, and writes a valid encrypted object; decryption restores the original object.
  *
- * Functions write exactly the path they are given (the tools write a temporary file and rename
- * it). On failure the output file may exist and the caller removes it. `msg` (may be NULL)
+ * Functions write the path they are given (the tools write a temporary file and rename it); an
+ * object of 32 MiB of frames or more is streamed, its frames staged in an unnamed temporary file
+ * (O_TMPFILE; where the file system has none, a named one unlinked at once) in the output's
+ * directory, which needs room for them. On failure the output file may exist and the caller
+ * removes it. `msg` (may be NULL)
  * receives a one-line reason on failure. Nothing here prints or exits; C++ exceptions never
  * cross this header.
  */

@@ -346,11 +346,15 @@ static void run_conv(dcmci_net_plan *p, const conv_job *j)
             }
         }
     }
+    /* Rows are handed out 8 at a time, not split in equal halves: on a machine busy with other
+     * work one thread may get half a core, and a static split made the other wait for it at the
+     * end of every layer (2 threads took 54 ms a frame against 35 ms for 1; 28 ms dynamic).
+     * The pooled sums and maxima are exact integers: any split gives the same result. */
 #pragma omp parallel num_threads(p->threads)
     {
         const int tid = THREAD_ID();
         int32_t *acc = p->acc + (size_t)tid * w * C;
-#pragma omp for schedule(static)
+#pragma omp for schedule(dynamic, 8)
         for (size_t y = 0; y < h; y++) {
             kernel(j->in + y * in_stride, in_stride, w, j->cin, j->wp, j->bias, acc);
             switch (j->epi) {
@@ -463,14 +467,14 @@ static void spatial_attention(dcmci_net_plan *p, const block_w *bw, const int32_
     const size_t plane = (h + k - 1) * sw, stride = (w + 2) * C;
     int16_t *mean = p->sam, *mxc = p->sam + plane;
 
-#pragma omp parallel for num_threads(p->threads) schedule(static)
+#pragma omp parallel for num_threads(p->threads) schedule(dynamic, 8)
     for (size_t y = 0; y < h; y++)
         sa_pool_row(p->hh + y * w * C, ca, w, mean + (y + kp) * sw + kp, mxc + (y + kp) * sw + kp);
 
 #pragma omp parallel num_threads(p->threads)
     {
         int32_t *acc = p->sarow + (size_t)THREAD_ID() * w;
-#pragma omp for schedule(static)
+#pragma omp for schedule(dynamic, 8)
         for (size_t y = 0; y < h; y++) {
             for (size_t x = 0; x < w; x++)
                 acc[x] = bw->bsa;
@@ -485,7 +489,7 @@ static void spatial_attention(dcmci_net_plan *p, const block_w *bw, const int32_
 static void quantize_input(dcmci_net_plan *p, const uint32_t *in)
 {
     const size_t h = p->h, w = p->w, hw = h * w, ci = p->cin_pad;
-#pragma omp parallel for num_threads(p->threads) schedule(static)
+#pragma omp parallel for num_threads(p->threads) schedule(dynamic, 8)
     for (size_t y = 0; y < h; y++) {
         uint8_t *d = p->x0 + ((y + 1) * (w + 2) + 1) * ci;
         for (size_t x = 0; x < w; x++)
