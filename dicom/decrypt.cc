@@ -197,13 +197,7 @@ bool decrypt_streamed(Encrypted &E, const char *out, const dcmc_key *key, int th
     save(E.L.ff, out, xfer);
     tmp.check_written(ds);
     note_streamed(true);
-    if (info) {
-        info->read_ns = t1 - t0;
-        info->cipher_ns = t2 - t1;
-        info->write_ns = now_ns() - t2;
-        snprintf(info->output_transfer_syntax, sizeof info->output_transfer_syntax, "%s",
-                 DcmXfer(xfer).getXferID());
-    }
+    fill_times(info, t0, t1, t2, xfer);
     return true;
 }
 
@@ -222,20 +216,23 @@ void decrypt(const char *in, const char *out, const dcmc_key *key, int threads,
 {
     const uint64_t t0 = now_ns();
     note_streamed(false);
-    {
-        Encrypted S;
-        load_encrypted(in, S, true);
-        if (S.pixels) {
-            fill_info(info, S.L, S.px);
-            if (decrypt_streamed(S, out, key, threads, info, t0, in))
-                return;
-        }
+    /* One load: an object too small to stream, or not streamable, arrives with its frames. */
+    auto loaded = std::make_unique<Encrypted>();
+    load_encrypted(in, *loaded, true);
+    fill_info(info, loaded->L, loaded->px);
+    if (loaded->pixels) {
+        if (decrypt_streamed(*loaded, out, key, threads, info, t0, in))
+            return;
+        /* Declined after all (the original's syntax needs a pixel encoder, or no temporary
+         * file can be made beside `out`), maybe with the header already restored: the frames
+         * are needed in memory, so the object is read again, whole. */
+        loaded = std::make_unique<Encrypted>();
+        load_encrypted(in, *loaded, false);
+        fill_info(info, loaded->L, loaded->px);
     }
-    Encrypted E;
-    load_encrypted(in, E, false);
+    Encrypted &E = *loaded;
     DcmDataset *ds = E.L.ds;
     Pixels &px = E.px;
-    fill_info(info, E.L, px);
     const uint64_t t1 = now_ns();
     std::string ts;
     decrypt_pixels(E, key, threads, ts, in);
@@ -244,13 +241,7 @@ void decrypt(const char *in, const char *out, const dcmc_key *key, int threads,
     const uint64_t t2 = now_ns();
     E_TransferSyntax xfer = output_xfer(ds, ts);
     save(E.L.ff, out, xfer);
-    if (info) {
-        info->read_ns = t1 - t0;
-        info->cipher_ns = t2 - t1;
-        info->write_ns = now_ns() - t2;
-        snprintf(info->output_transfer_syntax, sizeof info->output_transfer_syntax, "%s",
-                 DcmXfer(xfer).getXferID());
-    }
+    fill_times(info, t0, t1, t2, xfer);
 }
 
 void verify(const char *in, const dcmc_key *key, char sop_uid[65])

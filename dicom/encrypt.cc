@@ -118,13 +118,7 @@ bool encrypt_streamed(Loaded &L, const char *out, const dcmc_key *key, const dcm
     save(L.ff, out, EXS_LittleEndianExplicit);
     tmp.check_written(ds);
     note_streamed(true);
-    if (info) {
-        info->read_ns = t1 - t0;
-        info->cipher_ns = t2 - t1;
-        info->write_ns = now_ns() - t2;
-        snprintf(info->output_transfer_syntax, sizeof info->output_transfer_syntax, "%s",
-                 UID_LittleEndianExplicitTransferSyntax);
-    }
+    fill_times(info, t0, t1, t2, EXS_LittleEndianExplicit);
     return true;
 }
 
@@ -196,13 +190,7 @@ void encrypt(const char *in, const char *out, const dcmc_key *key, const dcmc_kd
     const E_TransferSyntax xfer =
         encrypted_xfer(ds, px, L.ts_uid, dopt ? dopt->transfer_syntax : nullptr);
     save(L.ff, out, xfer);
-    if (info) {
-        info->read_ns = t1 - t0;
-        info->cipher_ns = t2 - t1;
-        info->write_ns = now_ns() - t2;
-        snprintf(info->output_transfer_syntax, sizeof info->output_transfer_syntax, "%s",
-                 DcmXfer(xfer).getXferID());
-    }
+    fill_times(info, t0, t1, t2, xfer);
 }
 
 } // namespace dcmci

@@ -172,6 +172,8 @@ void put_native(DcmDataset *ds, const Pixels &px, const std::vector<Uint8> *tail
 /* Decode whatever the object holds to native bytes (DCMTK's codecs, or OpenJPEG). */
 void decode_pixels(Loaded &L, Pixels &px);
 void fill_info(dcmc_dicom_info *info, const Loaded &L, const Pixels &px);
+/* A conversion's times (read: t0-t1, cipher: t1-t2, write: t2-now) and the syntax it wrote. */
+void fill_times(dcmc_dicom_info *info, uint64_t t0, uint64_t t1, uint64_t t2, E_TransferSyntax xfer);
 
 /* ---- streaming: large native objects a few frames at a time (pixels.cc, save.cc) ------------ */
 

@@ -304,6 +304,17 @@ void fill_info(dcmc_dicom_info *info, const Loaded &L, const Pixels &px)
     info->pixel_bytes = (uint64_t)px.frames * px.frame_bytes; /* no data when streamed */
 }
 
+void fill_times(dcmc_dicom_info *info, uint64_t t0, uint64_t t1, uint64_t t2, E_TransferSyntax xfer)
+{
+    if (!info)
+        return;
+    info->read_ns = t1 - t0;
+    info->cipher_ns = t2 - t1;
+    info->write_ns = now_ns() - t2;
+    snprintf(info->output_transfer_syntax, sizeof info->output_transfer_syntax, "%s",
+             DcmXfer(xfer).getXferID());
+}
+
 /* ---- what a file is ------------------------------------------------------------------------ */
 
 void probe(const char *in, bool full, dcmc_dicom_probe_info *pi)
