@@ -4,7 +4,7 @@ the tools under test (argv[1] is their directory), a scratch directory removed a
 lines and their count, running the tools, and comparing two objects element by element at every
 depth and pixel by pixel with pydicom, software we did not write.
 """
-import atexit, hashlib, os, shutil, signal, subprocess, sys, tempfile, warnings
+import atexit, hashlib, os, shutil, signal, socket, subprocess, sys, tempfile, warnings
 
 import numpy as np
 import pydicom
@@ -63,6 +63,19 @@ def expect(want, name, cmd, env=None):
     rc, out, err = run(cmd, env)
     check(rc == want, f"{name} (exit {rc})", f"wanted exit {want}: {(out + err).strip()[-400:]}")
     return rc, err
+
+
+def free_ports(n):
+    """n TCP ports free on 127.0.0.1 now, for a server a test starts (Orthanc, Slurm)."""
+    socks, ports = [], []
+    for _ in range(n):
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        socks.append(s)
+        ports.append(s.getsockname()[1])
+    for s in socks:
+        s.close()
+    return ports
 
 
 def new_key(name):

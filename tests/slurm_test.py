@@ -85,18 +85,6 @@ def read_text(path):
         return ""
 
 
-def free_ports(n):
-    socks, ports = [], []
-    for _ in range(n):
-        s = socket.socket()
-        s.bind(("127.0.0.1", 0))
-        socks.append(s)
-        ports.append(s.getsockname()[1])
-    for s in socks:
-        s.close()
-    return ports
-
-
 def tagged_pids():
     """PIDs of live processes (not this one) whose environment holds this run's tag."""
     want = f"{TAG}={e2e.T}".encode()
@@ -271,7 +259,7 @@ PartitionName=test Nodes=localhost Default=YES MaxTime=INFINITE State=UP
         self.start_munge()
         last = ""
         for attempt in range(2):  # a port taken between picking and binding: pick again
-            ctld_port, slurmd_port = free_ports(2)
+            ctld_port, slurmd_port = e2e.free_ports(2)
             cpus = self.write_conf(ctld_port, slurmd_port)
             self.spawn("slurmctld", [TOOLS["slurmctld"], "-D", "-i", "-f", self.conf])
             self.spawn("slurmd", [TOOLS["slurmd"], "-D", "-N", "localhost", "-f", self.conf])
