@@ -128,6 +128,33 @@ static void test_weights_and_mixing(void)
     free(c);
 }
 
+/* Large frames run in bands of rows (T whole, everything else per band, attention blocks in two
+ * passes): every band height, down to the minimum, gives the whole frame's bits. */
+static void test_bands_identical(void)
+{
+    static const size_t bands[] = {1, 5, 6, 8, 13, 36, 37};
+    for (int a = 0; a < 2; a++) {
+        dcmc_preset pr;
+        dcmc_preset_by_name(a ? "at-resnet-cm" : "resnet-cm", &pr);
+        for (unsigned planes = 2; planes <= 6; planes += 4) {
+            uint32_t *in = random_planes(planes, 40 + planes);
+            uint32_t *whole = eval(&pr, planes, 2, 17, in, 3);
+            const size_t n = (size_t)planes * H * W * sizeof *whole;
+            for (size_t b = 0; b < sizeof bands / sizeof bands[0]; b++) {
+                dcmci_net_band_force(bands[b]);
+                for (int threads = 1; threads <= 3; threads += 2) {
+                    uint32_t *o = eval(&pr, planes, threads, 17, in, 3);
+                    CU_ASSERT(memcmp(whole, o, n) == 0);
+                    free(o);
+                }
+                dcmci_net_band_force(0);
+            }
+            free(in);
+            free(whole);
+        }
+    }
+}
+
 int dcmc_test_register_nn(void)
 {
     static const dcmc_test_case cases[] = {
@@ -135,6 +162,7 @@ int dcmc_test_register_nn(void)
         {"threads 1, 2, 7 identical", test_threads_identical},
         {"SIMD paths identical to scalar", test_simd_identical},
         {"weights change the function, neighbours mix", test_weights_and_mixing},
+        {"any band height gives the whole frame's bits", test_bands_identical},
         {NULL, NULL},
     };
     return dcmc_test_add_suite("nn", cases);

@@ -26,12 +26,9 @@ dcmc_status dcmci_coupling_init(dcmci_coupling *c, const dcmc_preset *pr, const 
                                        l->bits_stored, threads);
     if (st != DCMC_OK)
         return st;
-    size_t n = c->cell_rows * c->cell_cols * planes; /* < 2^32 * 2: no overflow on 64-bit */
-    c->a = malloc(n * sizeof *c->a);
-    c->b = malloc(n * sizeof *c->b);
     c->weight_bytes = dcmci_net_weight_bytes(pr, planes);
     c->weights = malloc(c->weight_bytes);
-    if (c->a == NULL || c->b == NULL || c->weights == NULL) {
+    if (c->weights == NULL) {
         dcmci_coupling_free(c);
         return DCMC_ERR_NOMEM;
     }
@@ -43,42 +40,9 @@ void dcmci_coupling_free(dcmci_coupling *c)
     if (c == NULL)
         return;
     dcmci_net_plan_free(c->plan);
-    size_t n = c->cell_rows * c->cell_cols * 2 * c->samples;
-    if (c->a)
-        dcmc_free(c->a, n * sizeof *c->a);
-    if (c->b)
-        dcmc_free(c->b, n * sizeof *c->b);
     if (c->weights)
         dcmc_free(c->weights, c->weight_bytes);
     memset(c, 0, sizeof *c);
-}
-
-/* Move values between the frame (plane-major) and the A/B cell planes. */
-static void cells(dcmci_coupling *c, uint32_t *v, int gather)
-{
-    const size_t hw = c->cell_rows * c->cell_cols, n = c->rows * c->cols;
-    for (size_t s = 0; s < c->samples; s++) {
-        uint32_t *plane = v + s * n;
-        uint32_t *a0 = c->a + (2 * s) * hw, *a1 = a0 + hw;
-        uint32_t *b0 = c->b + (2 * s) * hw, *b1 = b0 + hw;
-        for (size_t y = 0; y < c->cell_rows; y++) {
-            uint32_t *r0 = plane + 2 * y * c->cols, *r1 = r0 + c->cols;
-            for (size_t x = 0; x < c->cell_cols; x++) {
-                size_t i = y * c->cell_cols + x;
-                if (gather) {
-                    a0[i] = r0[2 * x];
-                    a1[i] = r0[2 * x + 1];
-                    b0[i] = r1[2 * x];
-                    b1[i] = r1[2 * x + 1];
-                } else {
-                    r0[2 * x] = a0[i];
-                    r0[2 * x + 1] = a1[i];
-                    r1[2 * x] = b0[i];
-                    r1[2 * x + 1] = b1[i];
-                }
-            }
-        }
-    }
 }
 
 dcmc_status dcmci_coupling_run(dcmci_coupling *c, const uint8_t prk[32], uint32_t frame,
@@ -94,18 +58,20 @@ dcmc_status dcmci_coupling_run(dcmci_coupling *c, const uint8_t prk[32], uint32_
     if (st != DCMC_OK)
         return st;
     dcmci_net_load(c->plan, c->weights);
-    cells(c, v, 1);
+    /* Planes A are the top rows of the cells, B the bottom rows: the network reads and writes
+     * them where they lie in the frame (a last odd row or column is in no cell). */
+    const size_t n = c->rows * c->cols;
+    const dcmci_net_io a = {v, n, 2 * c->cols}, b = {v + c->cols, n, 2 * c->cols};
     if (!decrypt) {
         for (unsigned r = 0; r < c->rounds; r++) {
-            dcmci_net_apply(c->plan, 2 * r, c->a, c->b, +1);
-            dcmci_net_apply(c->plan, 2 * r + 1, c->b, c->a, +1);
+            dcmci_net_apply(c->plan, 2 * r, &a, &b, +1);
+            dcmci_net_apply(c->plan, 2 * r + 1, &b, &a, +1);
         }
     } else {
         for (unsigned r = c->rounds; r-- > 0;) {
-            dcmci_net_apply(c->plan, 2 * r + 1, c->b, c->a, -1);
-            dcmci_net_apply(c->plan, 2 * r, c->a, c->b, -1);
+            dcmci_net_apply(c->plan, 2 * r + 1, &b, &a, -1);
+            dcmci_net_apply(c->plan, 2 * r, &a, &b, -1);
         }
     }
-    cells(c, v, 0);
     return DCMC_OK;
 }

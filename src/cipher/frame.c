@@ -16,7 +16,9 @@ struct dcmc_frame_cipher {
     uint32_t mask;
     int threads;
     dcmci_coupling coupling;
-    uint32_t *v, *k, *d;
+    uint32_t *v;
+    uint32_t *ks;    /* one keystream whole: d encrypting, k decrypting (len values) */
+    uint32_t *chunk; /* the other, a piece at a time (DCMCI_KS_CHUNK values) */
     dcmc_frame_timing timing;
 };
 
@@ -146,10 +148,10 @@ void dcmc_frame_cipher_free(dcmc_frame_cipher *fc)
     dcmci_coupling_free(&fc->coupling);
     if (fc->v)
         dcmc_free(fc->v, fc->len * sizeof *fc->v);
-    if (fc->k)
-        dcmc_free(fc->k, fc->len * sizeof *fc->k);
-    if (fc->d)
-        dcmc_free(fc->d, fc->len * sizeof *fc->d);
+    if (fc->ks)
+        dcmc_free(fc->ks, fc->len * sizeof *fc->ks);
+    if (fc->chunk)
+        dcmc_free(fc->chunk, DCMCI_KS_CHUNK * sizeof *fc->chunk);
     dcmc_wipe(fc, sizeof *fc);
     free(fc);
 }
@@ -180,9 +182,9 @@ dcmc_status dcmc_frame_cipher_new(dcmc_frame_cipher **out, const dcmc_key *key,
     if ((st = dcmci_prk_derive(key, hdr->nonce, fc->prk)) != DCMC_OK)
         goto fail;
     fc->v = malloc(fc->len * sizeof *fc->v);
-    fc->k = malloc(fc->len * sizeof *fc->k);
-    fc->d = malloc(fc->len * sizeof *fc->d);
-    if (fc->v == NULL || fc->k == NULL || fc->d == NULL) {
+    fc->ks = malloc(fc->len * sizeof *fc->ks);
+    fc->chunk = malloc(DCMCI_KS_CHUNK * sizeof *fc->chunk);
+    if (fc->v == NULL || fc->ks == NULL || fc->chunk == NULL) {
         st = DCMC_ERR_NOMEM;
         goto fail;
     }
@@ -204,36 +206,32 @@ static dcmc_status frame_run(dcmc_frame_cipher *fc, uint32_t index, const uint8_
         return DCMC_ERR_ARG;
     if (bytes != fc->frame_bytes)
         return bytes < fc->frame_bytes ? DCMC_ERR_TRUNCATED : DCMC_ERR_ARG;
-    const unsigned bits = fc->layout.bits_stored;
+    const dcmci_ks_frame ks = {fc->prk, index, fc->mask, fc->layout.bits_stored,
+                               fc->standard_layer, fc->threads};
     dcmc_status st;
+    uint64_t ks_ns = 0;
     uint64_t t0 = dcmci_now_ns();
     dcmci_frame_values(&fc->layout, fc->n, in, fc->v);
-    uint64_t t1 = dcmci_now_ns(), t2, t3;
+    uint64_t t1 = dcmci_now_ns(), t2;
     if (!decrypt) {
         if ((st = dcmci_coupling_run(&fc->coupling, fc->prk, index, fc->v, 0)) != DCMC_OK)
             return st;
         t2 = dcmci_now_ns();
-        st = dcmci_keystream_frame(fc->prk, index, fc->standard_layer, fc->mask, fc->k, fc->d,
-                                  fc->len, fc->threads);
+        st = dcmci_diffuse_frame(&ks, fc->v, fc->len, fc->ks, fc->chunk, 0, &ks_ns);
         if (st != DCMC_OK)
             return st;
-        t3 = dcmci_now_ns();
-        dcmci_diffuse_encrypt(fc->v, fc->k, fc->d, fc->len, bits);
         fc->timing.network_ns = t2 - t1;
-        fc->timing.keystream_ns = t3 - t2;
     } else {
-        st = dcmci_keystream_frame(fc->prk, index, fc->standard_layer, fc->mask, fc->k, fc->d,
-                                  fc->len, fc->threads);
-        if (st != DCMC_OK)
+        if ((st = dcmci_diffuse_frame(&ks, fc->v, fc->len, fc->ks, fc->chunk, 1, &ks_ns)) != DCMC_OK)
             return st;
         t2 = dcmci_now_ns();
-        dcmci_diffuse_decrypt(fc->v, fc->k, fc->d, fc->len, bits);
-        t3 = dcmci_now_ns();
         if ((st = dcmci_coupling_run(&fc->coupling, fc->prk, index, fc->v, 1)) != DCMC_OK)
             return st;
-        fc->timing.keystream_ns = t2 - t1;
-        fc->timing.network_ns = dcmci_now_ns() - t3;
+        fc->timing.network_ns = dcmci_now_ns() - t2;
     }
+    /* keystream: both streams and the pass fed piece by piece, side by side; diffusion: the
+     * remaining pass and the conversions between words and values. */
+    fc->timing.keystream_ns = ks_ns;
     dcmci_frame_words(&fc->layout, fc->n, fc->v, out, fc->frame_bytes);
     uint64_t t4 = dcmci_now_ns();
     fc->timing.diffusion_ns = (t4 - t0) - fc->timing.network_ns - fc->timing.keystream_ns;

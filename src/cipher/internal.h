@@ -25,6 +25,13 @@ dcmc_status dcmci_stream_xor(const struct evp_cipher_st *cipher, const uint8_t *
 /* XOR n bytes of the ChaCha20 keystream (zero IV) into buf; _stream writes the keystream itself. */
 dcmc_status dcmci_chacha20_xor(const uint8_t key[32], uint8_t *buf, size_t n);
 dcmc_status dcmci_chacha20_stream(const uint8_t key[32], uint8_t *buf, size_t n);
+/* The same keystream (zero IV) in consecutive pieces of any length. */
+typedef struct dcmci_chacha20 {
+    void *ctx; /* EVP_CIPHER_CTX */
+} dcmci_chacha20;
+dcmc_status dcmci_chacha20_open(dcmci_chacha20 *g, const uint8_t key[32]);
+dcmc_status dcmci_chacha20_next(dcmci_chacha20 *g, uint8_t *buf, size_t n);
+void dcmci_chacha20_close(dcmci_chacha20 *g);
 
 typedef struct dcmci_mac {
     void *ctx; /* EVP_MAC_CTX */
@@ -51,13 +58,32 @@ void dcmci_logistic_seed(dcmci_logistic *g, const uint8_t key[32]);
 void dcmci_logistic_fill(dcmci_logistic *g, uint32_t *out, size_t n);
 
 /* ---- keystream.c / diffusion.c ---- */
-/* k[i] and d[i] of section 9 for frame `frame`, masked to `mask` (= M - 1). */
-dcmc_status dcmci_keystream_frame(const uint8_t prk[32], uint32_t frame, int standard_layer,
-                                 uint32_t mask, uint32_t *k, uint32_t *d, size_t n, int threads);
-void dcmci_diffuse_encrypt(uint32_t *v, const uint32_t *k, const uint32_t *d, size_t n,
-                          unsigned bits);
-void dcmci_diffuse_decrypt(uint32_t *v, const uint32_t *k, const uint32_t *d, size_t n,
-                          unsigned bits);
+/* Section 9 for one frame of n values: the keystream k (chaos XOR ChaCha20, or chaos alone
+ * without the standard layer) and the diffusion keystream d, masked to `mask` (= M - 1), and the
+ * two chained diffusion passes. Only one of the two streams is held whole (n words in `whole`);
+ * the other is generated DCMCI_KS_CHUNK values at a time (in `chunk`) as its pass consumes it,
+ * beside the first on a second thread when threads > 1. */
+#define DCMCI_KS_CHUNK 16384u
+typedef struct dcmci_ks_frame {
+    const uint8_t *prk;
+    uint32_t frame, mask;
+    unsigned bits;
+    int standard_layer, threads;
+} dcmci_ks_frame;
+/* Encrypting, v <- diffusion of v: the forward pass keyed by k, then the backward pass keyed by
+ * d; decrypting, the inverse. Sets *ks_ns to the time of both keystreams and the pass fed piece
+ * by piece. */
+dcmc_status dcmci_diffuse_frame(const dcmci_ks_frame *f, uint32_t *v, size_t n, uint32_t *whole,
+                                uint32_t *chunk, int decrypt, uint64_t *ks_ns);
+
+/* diffusion.c: the passes, on pieces. c[2] carries the chain (the two previous outputs) from
+ * one piece to the next; it starts {0, 0}. */
+void dcmci_diffuse_forward(uint32_t *v, const uint32_t *k, size_t m, unsigned bits, uint32_t c[2]);
+void dcmci_diffuse_backward(uint32_t *v, const uint32_t *d, size_t n, unsigned bits);
+/* Undo the backward pass for values [i0, i1) of n (d holds d[i0..i1)), front to back. */
+void dcmci_undiffuse_backward(uint32_t *v, size_t n, size_t i0, size_t i1, const uint32_t *d,
+                              unsigned bits);
+void dcmci_undiffuse_forward(uint32_t *v, const uint32_t *k, size_t n, unsigned bits);
 
 /* ---- coupling.c: additive coupling over 2x2 cells (section 8) ---- */
 typedef struct dcmci_net_plan dcmci_net_plan;
@@ -65,7 +91,6 @@ typedef struct dcmci_coupling {
     dcmci_net_plan *plan;  /* NULL when the frame has no full 2x2 cell */
     size_t cell_rows, cell_cols, rows, cols;
     unsigned samples, rounds;
-    uint32_t *a, *b;      /* 2*samples planes of cell_rows*cell_cols values each */
     uint8_t *weights;     /* the weight stream of one frame */
     size_t weight_bytes;
 } dcmci_coupling;

@@ -275,6 +275,40 @@ dcmc_status dcmci_chacha20_stream(const uint8_t key[32], uint8_t *buf, size_t n)
     return dcmci_chacha20_xor(key, buf, n);
 }
 
+dcmc_status dcmci_chacha20_open(dcmci_chacha20 *g, const uint8_t key[32])
+{
+    static const uint8_t iv[16] = {0};
+    EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
+    g->ctx = ctx;
+    if (ctx == NULL)
+        return DCMC_ERR_CRYPTO;
+    if (EVP_EncryptInit_ex(ctx, EVP_chacha20(), NULL, key, iv) != 1) {
+        dcmci_chacha20_close(g);
+        return DCMC_ERR_CRYPTO;
+    }
+    return DCMC_OK;
+}
+
+dcmc_status dcmci_chacha20_next(dcmci_chacha20 *g, uint8_t *buf, size_t n)
+{
+    memset(buf, 0, n);
+    int ok = 1;
+    for (size_t off = 0; ok && off < n;) {
+        const size_t chunk = n - off > EVP_CHUNK ? EVP_CHUNK : n - off;
+        int outl = 0;
+        ok = EVP_EncryptUpdate((EVP_CIPHER_CTX *)g->ctx, buf + off, &outl, buf + off, (int)chunk) == 1 &&
+             (size_t)outl == chunk;
+        off += chunk;
+    }
+    return ok ? DCMC_OK : DCMC_ERR_CRYPTO;
+}
+
+void dcmci_chacha20_close(dcmci_chacha20 *g)
+{
+    EVP_CIPHER_CTX_free((EVP_CIPHER_CTX *)g->ctx); /* cleanses the key schedule */
+    g->ctx = NULL;
+}
+
 /* ---- HMAC-SHA256 ----------------------------------------------------------------------------- */
 
 dcmc_status dcmci_mac_init(dcmci_mac *m, const uint8_t key[32])

@@ -1,78 +1,148 @@
 /*
- * keystream.c - the per-frame keystreams of docs/format.md section 9: the chaos keystream
- * combined with ChaCha20 (the standard layer, on by default), and the diffusion keystream. The
- * two are independent, so with two or more threads they are generated side by side.
+ * keystream.c - the per-frame keystreams of docs/format.md section 9, the chaos keystream
+ * combined with ChaCha20 (the standard layer, on by default) and the diffusion keystream, fed to
+ * the diffusion passes. The two streams are independent, so with two or more threads one is
+ * generated whole while the other is generated piece by piece into the pass that consumes it.
  */
 #include <string.h>
 
 #include "cipher/internal.h"
 
-/* d[i] = o2[i] mod M from the 'diffusion' generator. */
-static dcmc_status diffusion_stream(const uint8_t prk[32], uint32_t frame, uint32_t mask,
-                                    uint32_t *d, size_t n)
+/* k: (o1 XOR c) mod M, chaos words o1 XORed into ChaCha20 words c (zeros without the layer). */
+typedef struct mixed_gen {
+    dcmci_logistic chaos;
+    dcmci_chacha20 chacha;
+    uint32_t mask;
+} mixed_gen;
+
+static dcmc_status mixed_open(mixed_gen *g, const dcmci_ks_frame *f)
 {
     uint8_t key[32];
-    dcmci_logistic g;
-    dcmc_status st = dcmci_subkey(prk, "diffusion", frame, key);
+    memset(g, 0, sizeof *g);
+    g->mask = f->mask;
+    dcmc_status st = dcmci_subkey(f->prk, "chaos", f->frame, key);
     if (st == DCMC_OK) {
-        dcmci_logistic_seed(&g, key);
-        dcmci_logistic_fill(&g, d, n);
-        for (size_t i = 0; i < n; i++)
-            d[i] &= mask;
-        dcmc_wipe(&g, sizeof g);
+        dcmci_logistic_seed(&g->chaos, key);
+        if (f->standard_layer && (st = dcmci_subkey(f->prk, "chacha", f->frame, key)) == DCMC_OK)
+            st = dcmci_chacha20_open(&g->chacha, key);
     }
     dcmc_wipe(key, sizeof key);
     return st;
 }
 
-/* k[i] = (o1[i] XOR c[i]) mod M: chaos words XORed into the ChaCha20 words (or zeros). */
-static dcmc_status mixed_stream(const uint8_t prk[32], uint32_t frame, int standard_layer,
-                                uint32_t mask, uint32_t *k, size_t n)
+static dcmc_status mixed_next(mixed_gen *g, uint32_t *k, size_t m)
 {
-    uint8_t key[32];
-    dcmci_logistic g;
     uint32_t blk[256];
-    dcmc_status st = DCMC_OK;
-    if (standard_layer) {
+    if (g->chacha.ctx != NULL) {
         /* ChaCha20 bytes read as little-endian words (a plain copy on little-endian hosts). */
-        if ((st = dcmci_subkey(prk, "chacha", frame, key)) != DCMC_OK ||
-            (st = dcmci_chacha20_stream(key, (uint8_t *)k, n * sizeof *k)) != DCMC_OK)
-            goto out;
+        dcmc_status st = dcmci_chacha20_next(&g->chacha, (uint8_t *)k, m * sizeof *k);
+        if (st != DCMC_OK)
+            return st;
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
-        for (size_t i = 0; i < n; i++)
+        for (size_t i = 0; i < m; i++)
             k[i] = dcmci_load32le((const uint8_t *)&k[i]);
 #endif
     } else {
-        memset(k, 0, n * sizeof *k);
+        memset(k, 0, m * sizeof *k);
     }
-    if ((st = dcmci_subkey(prk, "chaos", frame, key)) != DCMC_OK)
-        goto out;
-    dcmci_logistic_seed(&g, key);
-    /* Chaos words in blocks, XORed in without a second frame-sized buffer. */
-    for (size_t i = 0; i < n; i += 256) {
-        size_t m = n - i < 256 ? n - i : 256;
-        dcmci_logistic_fill(&g, blk, m);
-        for (size_t j = 0; j < m; j++)
-            k[i + j] = (k[i + j] ^ blk[j]) & mask;
+    for (size_t i = 0; i < m; i += 256) {
+        const size_t b = m - i < 256 ? m - i : 256;
+        dcmci_logistic_fill(&g->chaos, blk, b);
+        for (size_t j = 0; j < b; j++)
+            k[i + j] = (k[i + j] ^ blk[j]) & g->mask;
     }
-    dcmc_wipe(&g, sizeof g);
     dcmc_wipe(blk, sizeof blk);
-out:
+    return DCMC_OK;
+}
+
+static void mixed_close(mixed_gen *g)
+{
+    if (g->chacha.ctx != NULL)
+        dcmci_chacha20_close(&g->chacha);
+    dcmc_wipe(g, sizeof *g);
+}
+
+/* d: o2 mod M from the 'diffusion' generator. */
+static dcmc_status diffusion_open(dcmci_logistic *g, const dcmci_ks_frame *f)
+{
+    uint8_t key[32];
+    dcmc_status st = dcmci_subkey(f->prk, "diffusion", f->frame, key);
+    if (st == DCMC_OK)
+        dcmci_logistic_seed(g, key);
     dcmc_wipe(key, sizeof key);
     return st;
 }
 
-dcmc_status dcmci_keystream_frame(const uint8_t prk[32], uint32_t frame, int standard_layer,
-                                 uint32_t mask, uint32_t *k, uint32_t *d, size_t n, int threads)
+static void diffusion_next(dcmci_logistic *g, uint32_t mask, uint32_t *d, size_t m)
 {
-    dcmc_status sd = DCMC_OK, sk = DCMC_OK;
-    (void)threads;
-#pragma omp parallel sections num_threads(threads > 1 ? 2 : 1)
+    dcmci_logistic_fill(g, d, m);
+    for (size_t i = 0; i < m; i++)
+        d[i] &= mask;
+}
+
+static dcmc_status mixed_whole(const dcmci_ks_frame *f, uint32_t *k, size_t n)
+{
+    mixed_gen g;
+    dcmc_status st = mixed_open(&g, f);
+    if (st == DCMC_OK)
+        st = mixed_next(&g, k, n);
+    mixed_close(&g);
+    return st;
+}
+
+static dcmc_status diffusion_whole(const dcmci_ks_frame *f, uint32_t *d, size_t n)
+{
+    dcmci_logistic g;
+    dcmc_status st = diffusion_open(&g, f);
+    if (st == DCMC_OK)
+        diffusion_next(&g, f->mask, d, n);
+    dcmc_wipe(&g, sizeof g);
+    return st;
+}
+
+/* The pass that takes its keystream front to back, fed piece by piece: encryption's forward pass
+ * (k), decryption's undoing of the backward pass (d). */
+static dcmc_status piecewise_pass(const dcmci_ks_frame *f, uint32_t *v, size_t n, uint32_t *chunk,
+                                  int decrypt)
+{
+    mixed_gen k;
+    dcmci_logistic d;
+    uint32_t c[2] = {0, 0};
+    dcmc_status st = decrypt ? diffusion_open(&d, f) : mixed_open(&k, f);
+    for (size_t i = 0; st == DCMC_OK && i < n; i += DCMCI_KS_CHUNK) {
+        const size_t m = n - i < DCMCI_KS_CHUNK ? n - i : DCMCI_KS_CHUNK;
+        if (decrypt) {
+            diffusion_next(&d, f->mask, chunk, m);
+            dcmci_undiffuse_backward(v, n, i, i + m, chunk, f->bits);
+        } else if ((st = mixed_next(&k, chunk, m)) == DCMC_OK) {
+            dcmci_diffuse_forward(v + i, chunk, m, f->bits, c);
+        }
+    }
+    if (decrypt)
+        dcmc_wipe(&d, sizeof d);
+    else
+        mixed_close(&k);
+    return st;
+}
+
+dcmc_status dcmci_diffuse_frame(const dcmci_ks_frame *f, uint32_t *v, size_t n, uint32_t *whole,
+                                uint32_t *chunk, int decrypt, uint64_t *ks_ns)
+{
+    dcmc_status sw = DCMC_OK, sp = DCMC_OK;
+    const uint64_t t0 = dcmci_now_ns();
+#pragma omp parallel sections num_threads(f->threads > 1 ? 2 : 1)
     {
 #pragma omp section
-        sd = diffusion_stream(prk, frame, mask, d, n);
+        sw = decrypt ? mixed_whole(f, whole, n) : diffusion_whole(f, whole, n);
 #pragma omp section
-        sk = mixed_stream(prk, frame, standard_layer, mask, k, n);
+        sp = piecewise_pass(f, v, n, chunk, decrypt);
     }
-    return sd != DCMC_OK ? sd : sk;
+    *ks_ns = dcmci_now_ns() - t0;
+    if (sw != DCMC_OK || sp != DCMC_OK)
+        return sw != DCMC_OK ? sw : sp;
+    if (decrypt)
+        dcmci_undiffuse_forward(v, whole, n, f->bits);
+    else
+        dcmci_diffuse_backward(v, whole, n, f->bits);
+    return DCMC_OK;
 }
