@@ -56,6 +56,9 @@ typedef struct dcmci_logistic {
 void dcmci_logistic_seed(dcmci_logistic *g, const uint8_t key[32]);
 /* n outputs o (bits 8..39 of the state). */
 void dcmci_logistic_fill(dcmci_logistic *g, uint32_t *out, size_t n);
+/* n outputs of each of two generators, the same as two fills one after the other. */
+void dcmci_logistic_fill2(dcmci_logistic *a, uint32_t *oa, dcmci_logistic *b, uint32_t *ob,
+                          size_t n);
 
 /* ---- keystream.c / diffusion.c ---- */
 /* Section 9 for one frame of n values: the keystream k (chaos XOR ChaCha20, or chaos alone

@@ -2,7 +2,8 @@
  * keystream.c - the per-frame keystreams of docs/format.md section 9, the chaos keystream
  * combined with ChaCha20 (the standard layer, on by default) and the diffusion keystream, fed to
  * the diffusion passes. The two streams are independent, so with two or more threads one is
- * generated whole while the other is generated piece by piece into the pass that consumes it.
+ * generated whole while the other is generated piece by piece into the pass that consumes it; on
+ * one thread both are generated together, piece by piece.
  */
 #include <string.h>
 
@@ -30,29 +31,51 @@ static dcmc_status mixed_open(mixed_gen *g, const dcmci_ks_frame *f)
     return st;
 }
 
+/* The ChaCha20 words of the next m values of k (zeros without the standard layer). */
+static dcmc_status chacha_next(mixed_gen *g, uint32_t *k, size_t m)
+{
+    if (g->chacha.ctx == NULL) {
+        memset(k, 0, m * sizeof *k);
+        return DCMC_OK;
+    }
+    /* ChaCha20 bytes read as little-endian words (a plain copy on little-endian hosts). */
+    dcmc_status st = dcmci_chacha20_next(&g->chacha, (uint8_t *)k, m * sizeof *k);
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+    for (size_t i = 0; i < m; i++)
+        k[i] = dcmci_load32le((const uint8_t *)&k[i]);
+#endif
+    return st;
+}
+
 static dcmc_status mixed_next(mixed_gen *g, uint32_t *k, size_t m)
 {
     uint32_t blk[256];
-    if (g->chacha.ctx != NULL) {
-        /* ChaCha20 bytes read as little-endian words (a plain copy on little-endian hosts). */
-        dcmc_status st = dcmci_chacha20_next(&g->chacha, (uint8_t *)k, m * sizeof *k);
-        if (st != DCMC_OK)
-            return st;
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
-        for (size_t i = 0; i < m; i++)
-            k[i] = dcmci_load32le((const uint8_t *)&k[i]);
-#endif
-    } else {
-        memset(k, 0, m * sizeof *k);
-    }
-    for (size_t i = 0; i < m; i += 256) {
+    dcmc_status st = chacha_next(g, k, m);
+    for (size_t i = 0; st == DCMC_OK && i < m; i += 256) {
         const size_t b = m - i < 256 ? m - i : 256;
         dcmci_logistic_fill(&g->chaos, blk, b);
         for (size_t j = 0; j < b; j++)
             k[i + j] = (k[i + j] ^ blk[j]) & g->mask;
     }
     dcmc_wipe(blk, sizeof blk);
-    return DCMC_OK;
+    return st;
+}
+
+/* The next m values of k and of d at once: on one thread the two logistic orbits interleave. */
+static dcmc_status both_next(mixed_gen *g, dcmci_logistic *dg, uint32_t *k, uint32_t *d, size_t m)
+{
+    uint32_t blk[256];
+    dcmc_status st = chacha_next(g, k, m);
+    for (size_t i = 0; st == DCMC_OK && i < m; i += 256) {
+        const size_t b = m - i < 256 ? m - i : 256;
+        dcmci_logistic_fill2(&g->chaos, blk, dg, d + i, b);
+        for (size_t j = 0; j < b; j++) {
+            k[i + j] = (k[i + j] ^ blk[j]) & g->mask;
+            d[i + j] &= g->mask;
+        }
+    }
+    dcmc_wipe(blk, sizeof blk);
+    return st;
 }
 
 static void mixed_close(mixed_gen *g)
@@ -125,17 +148,47 @@ static dcmc_status piecewise_pass(const dcmci_ks_frame *f, uint32_t *v, size_t n
     return st;
 }
 
+/* One thread: both streams made together, a piece at a time, the pass that reads its stream
+ * front to back fed from the piece, the other stream kept whole. */
+static dcmc_status streams_one_thread(const dcmci_ks_frame *f, uint32_t *v, size_t n,
+                                      uint32_t *whole, uint32_t *chunk, int decrypt)
+{
+    mixed_gen k;
+    dcmci_logistic d;
+    uint32_t c[2] = {0, 0};
+    dcmc_status st = mixed_open(&k, f);
+    if (st == DCMC_OK)
+        st = diffusion_open(&d, f);
+    for (size_t i = 0; st == DCMC_OK && i < n; i += DCMCI_KS_CHUNK) {
+        const size_t m = n - i < DCMCI_KS_CHUNK ? n - i : DCMCI_KS_CHUNK;
+        if ((st = both_next(&k, &d, decrypt ? whole + i : chunk, decrypt ? chunk : whole + i, m)) !=
+            DCMC_OK)
+            break;
+        if (decrypt)
+            dcmci_undiffuse_backward(v, n, i, i + m, chunk, f->bits);
+        else
+            dcmci_diffuse_forward(v + i, chunk, m, f->bits, c);
+    }
+    mixed_close(&k);
+    dcmc_wipe(&d, sizeof d);
+    return st;
+}
+
 dcmc_status dcmci_diffuse_frame(const dcmci_ks_frame *f, uint32_t *v, size_t n, uint32_t *whole,
                                 uint32_t *chunk, int decrypt, uint64_t *ks_ns)
 {
     dcmc_status sw = DCMC_OK, sp = DCMC_OK;
     const uint64_t t0 = dcmci_now_ns();
-#pragma omp parallel sections num_threads(f->threads > 1 ? 2 : 1)
-    {
+    if (f->threads <= 1) {
+        sp = streams_one_thread(f, v, n, whole, chunk, decrypt);
+    } else {
+#pragma omp parallel sections num_threads(2)
+        {
 #pragma omp section
-        sw = decrypt ? mixed_whole(f, whole, n) : diffusion_whole(f, whole, n);
+            sw = decrypt ? mixed_whole(f, whole, n) : diffusion_whole(f, whole, n);
 #pragma omp section
-        sp = piecewise_pass(f, v, n, chunk, decrypt);
+            sp = piecewise_pass(f, v, n, chunk, decrypt);
+        }
     }
     *ks_ns = dcmci_now_ns() - t0;
     if (sw != DCMC_OK || sp != DCMC_OK)

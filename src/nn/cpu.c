@@ -76,6 +76,38 @@ dcmci_conv3x3_row_fn dcmci_conv3x3_row_kernel(void)
     }
 }
 
+dcmci_conv3x3_narrow_fn dcmci_conv3x3_narrow_kernel(void)
+{
+    switch (dcmci_simd_current()) {
+#ifdef DCMC_HAVE_AVX512_KERNEL
+    case DCMCI_SIMD_AVX512VNNI:
+        return dcmci_conv3x3_narrow_avx512vnni;
+#endif
+#ifdef DCMC_HAVE_AVX2_KERNEL
+    case DCMCI_SIMD_AVX2:
+        return dcmci_conv3x3_narrow_avx2;
+#endif
+    default:
+        return dcmci_conv3x3_narrow_scalar;
+    }
+}
+
+dcmci_sa_conv_row_fn dcmci_sa_conv_row_kernel(void)
+{
+    switch (dcmci_simd_current()) {
+#ifdef DCMC_HAVE_AVX512_KERNEL
+    case DCMCI_SIMD_AVX512VNNI: /* VNNI CPUs have AVX-512BW */
+        return dcmci_sa_conv_row_avx512;
+#endif
+#ifdef DCMC_HAVE_AVX2_KERNEL
+    case DCMCI_SIMD_AVX2:
+        return dcmci_sa_conv_row_avx2;
+#endif
+    default:
+        return dcmci_sa_conv_row_scalar;
+    }
+}
+
 static const char *const k_names[] = {"scalar", "avx2", "avx512-vnni"};
 
 const char *dcmc_simd_path(void)

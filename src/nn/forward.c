@@ -21,7 +21,7 @@ typedef struct conv_job {
     const uint8_t *in;
     size_t in_org;
     unsigned cin;
-    const int8_t *wp;
+    const int8_t *wp;   /* packed weights, or for EPI_HEAD the narrow kernel's */
     const int32_t *bias;
     enum epilogue epi;
     unsigned shift;
@@ -55,8 +55,9 @@ VEC_CLONES static void epi_s16(const int32_t *restrict acc, int16_t *restrict d,
         d[i] = (int16_t)dcmci_clamp32(dcmci_rshift_round(acc[i], s), -32768, 32767);
 }
 
-VEC_CLONES static void pool_row(const int16_t *restrict d, size_t w, int64_t *restrict psum,
-                                int32_t *restrict pmax)
+/* epi_s16, and the row's sums and maxima added to the pooled statistics of channel attention. */
+VEC_CLONES static void epi_s16_pool(const int32_t *restrict acc, int16_t *restrict d, size_t w,
+                                    unsigned s, int64_t *restrict psum, int32_t *restrict pmax)
 {
     /* A row sum fits int32: w <= 65535 values of at most 2^15 each. */
     int32_t rsum[C] = {0}, rmax[C];
@@ -64,7 +65,8 @@ VEC_CLONES static void pool_row(const int16_t *restrict d, size_t w, int64_t *re
         rmax[c] = pmax[c];
     for (size_t x = 0; x < w; x++) {
         for (unsigned c = 0; c < C; c++) {
-            const int32_t v = d[x * C + c];
+            const int32_t v = dcmci_clamp32(dcmci_rshift_round(acc[x * C + c], s), -32768, 32767);
+            d[x * C + c] = (int16_t)v;
             rsum[c] += v;
             rmax[c] = v > rmax[c] ? v : rmax[c];
         }
@@ -113,6 +115,7 @@ static void run_conv(dcmci_net_plan *p, const conv_job *j, size_t ya, size_t yb)
 {
     const size_t w = p->w, in_stride = (w + 2) * j->cin, stride = (w + 2) * C;
     const dcmci_conv3x3_row_fn kernel = dcmci_conv3x3_row_kernel();
+    const dcmci_conv3x3_narrow_fn narrow = dcmci_conv3x3_narrow_kernel();
     const unsigned shift = j->shift;
 #pragma omp parallel num_threads(p->threads)
     {
@@ -120,7 +123,11 @@ static void run_conv(dcmci_net_plan *p, const conv_job *j, size_t ya, size_t yb)
         int32_t *acc = p->acc + (size_t)tid * w * C;
 #pragma omp for schedule(dynamic, 8)
         for (size_t y = ya; y < yb; y++) {
-            kernel(j->in + (y - j->in_org) * in_stride, in_stride, w, j->cin, j->wp, j->bias, acc);
+            const uint8_t *in = j->in + (y - j->in_org) * in_stride;
+            if (j->epi == EPI_HEAD) /* only `planes` of the 16 outputs are not zero */
+                narrow(in, in_stride, w, j->wp, j->bias, acc, p->planes);
+            else
+                kernel(in, in_stride, w, j->cin, j->wp, j->bias, acc);
             switch (j->epi) {
             case EPI_RELU:
                 epi_relu(acc, prow(j->dst, stride, j->dst_org, y) + C, w * C, shift);
@@ -130,9 +137,11 @@ static void run_conv(dcmci_net_plan *p, const conv_job *j, size_t ya, size_t yb)
                 break;
             case EPI_S16: {
                 int16_t *d = p->hh + (y - j->hh_org) * w * C;
-                epi_s16(acc, d, w * C, shift);
                 if (j->pool)
-                    pool_row(d, w, p->pool_sum + (size_t)tid * C, p->pool_max + (size_t)tid * C);
+                    epi_s16_pool(acc, d, w, shift, p->pool_sum + (size_t)tid * C,
+                                 p->pool_max + (size_t)tid * C);
+                else
+                    epi_s16(acc, d, w * C, shift);
                 break;
             }
             case EPI_HEAD:
@@ -178,51 +187,32 @@ static void channel_attention(dcmci_net_plan *p, const block_w *bw, int32_t ca[C
     }
 }
 
-/* Channel-weighted features of one pixel: G[c] = rs(Hh[c] * ca[c], 8). */
-static inline void gate(const int16_t *restrict hr, const int32_t *restrict ca, int32_t *restrict g)
-{
-    for (unsigned c = 0; c < C; c++)
-        g[c] = dcmci_rshift_round(hr[c] * ca[c], 8);
-}
-
-VEC_CLONES static void sa_pool_row(const int16_t *restrict hr, const int32_t *restrict ca, size_t w,
-                        int16_t *restrict mr, int16_t *restrict xr)
+/* Channel-weighted features, G = rs(Hh * ca, 8), written over Hh (|G| <= |Hh|: ca <= 256),
+ * and their channel mean and max, interleaved per pixel in the pooled map: mr[2x] = floor of the
+ * mean, mr[2x + 1] = max. */
+VEC_CLONES static void sa_pool_row(int16_t *restrict hr, const int32_t *restrict ca, size_t w,
+                                   int16_t *restrict mr)
 {
     for (size_t x = 0; x < w; x++) {
-        int32_t g[C], s = 0, m = INT32_MIN;
-        gate(hr + x * C, ca, g);
+        int32_t s = 0, m = INT32_MIN;
         for (unsigned c = 0; c < C; c++) {
-            s += g[c];
-            m = g[c] > m ? g[c] : m;
+            const int32_t g = dcmci_rshift_round(hr[x * C + c] * ca[c], 8);
+            hr[x * C + c] = (int16_t)g;
+            s += g;
+            m = g > m ? g : m;
         }
-        mr[x] = (int16_t)(s >> 4); /* floor(s / 16): C is 16 */
-        xr[x] = (int16_t)m;
+        mr[2 * x] = (int16_t)(s >> 4); /* floor(s / 16): C is 16 */
+        mr[2 * x + 1] = (int16_t)m;
     }
 }
 
-VEC_CLONES static void sa_conv_row(const int16_t *restrict src, size_t sw, size_t k, const int8_t *restrict wt,
-                        int32_t *restrict acc, size_t w)
-{
-    /* x innermost so the compiler vectorises the KxK convolution along the row. */
-    for (size_t ky = 0; ky < k; ky++) {
-        for (size_t kx = 0; kx < k; kx++) {
-            const int32_t wv = wt[ky * k + kx];
-            const int16_t *r = src + ky * sw + kx;
-            for (size_t x = 0; x < w; x++)
-                acc[x] += wv * r[x];
-        }
-    }
-}
-
-VEC_CLONES static void sa_apply_row(const int16_t *restrict hr, const int32_t *restrict ca,
-                         const int32_t *restrict acc, uint8_t *restrict tr, size_t w, unsigned s)
+VEC_CLONES static void sa_apply_row(const int16_t *restrict gr, const int32_t *restrict acc,
+                                    uint8_t *restrict tr, size_t w, unsigned s)
 {
     for (size_t x = 0; x < w; x++) {
         const int32_t sa = sig_q8(dcmci_rshift_round(acc[x], s));
-        int32_t g[C];
-        gate(hr + x * C, ca, g);
         for (unsigned c = 0; c < C; c++) {
-            int32_t r = dcmci_rshift_round(g[c] * sa, 8);
+            int32_t r = dcmci_rshift_round(gr[x * C + c] * sa, 8);
             tr[x * C + c] = (uint8_t)dcmci_clamp32(tr[x * C + c] + r, 0, 255);
         }
     }
@@ -230,35 +220,32 @@ VEC_CLONES static void sa_apply_row(const int16_t *restrict hr, const int32_t *r
 
 /* Spatial attention and the residual sum for output rows [y0, y1), Hh rows [ha, he) being in
  * p->hh from row ha on (ha <= y0 - kpad or 0, he >= y1 + kpad or h): dst rows (origin dst_org)
- * become clamp(dst + rs(G * sa, 8)), G = rs(Hh * ca, 8). */
+ * become clamp(dst + rs(G * sa, 8)), G = rs(Hh * ca, 8). Hh is overwritten by G. */
 static void spatial_attention(dcmci_net_plan *p, const block_w *bw, const int32_t ca[C], size_t y0,
                               size_t y1, size_t ha, size_t he, uint8_t *dst, size_t dst_org)
 {
-    const size_t w = p->w, k = p->k, kp = p->kpad, sw = w + k - 1;
-    const size_t plane = (p->band + k - 1) * sw, stride = (w + 2) * C;
-    int16_t *mean = p->sam, *mxc = p->sam + plane;
+    const size_t w = p->w, k = p->k, kp = p->kpad, sw = 2 * (w + k - 1);
+    const size_t stride = (w + 2) * C;
+    int16_t *sam = p->sam;
     /* sam row r holds frame row y0 - kpad + r; rows outside the frame are zero. */
     const size_t top = ha + kp - y0, bottom = he + kp - y0, rows = y1 - y0 + k - 1;
-    memset(mean, 0, top * sw * sizeof *mean);
-    memset(mxc, 0, top * sw * sizeof *mxc);
-    memset(mean + bottom * sw, 0, (rows - bottom) * sw * sizeof *mean);
-    memset(mxc + bottom * sw, 0, (rows - bottom) * sw * sizeof *mxc);
+    memset(sam, 0, top * sw * sizeof *sam);
+    memset(sam + bottom * sw, 0, (rows - bottom) * sw * sizeof *sam);
 
 #pragma omp parallel for num_threads(p->threads) schedule(dynamic, 8)
     for (size_t y = ha; y < he; y++)
-        sa_pool_row(p->hh + (y - ha) * w * C, ca, w, mean + (y + kp - y0) * sw + kp,
-                    mxc + (y + kp - y0) * sw + kp);
+        sa_pool_row(p->hh + (y - ha) * w * C, ca, w, sam + (y + kp - y0) * sw + 2 * kp);
 
 #pragma omp parallel num_threads(p->threads)
     {
         int32_t *acc = p->sarow + (size_t)THREAD_ID() * w;
+        const dcmci_sa_conv_row_fn conv = dcmci_sa_conv_row_kernel();
 #pragma omp for schedule(dynamic, 8)
         for (size_t y = y0; y < y1; y++) {
             for (size_t x = 0; x < w; x++)
                 acc[x] = bw->bsa;
-            sa_conv_row(mean + (y - y0) * sw, sw, k, bw->sa, acc, w);
-            sa_conv_row(mxc + (y - y0) * sw, sw, k, bw->sa + k * k, acc, w);
-            sa_apply_row(p->hh + (y - ha) * w * C, ca, acc, prow(dst, stride, dst_org, y) + C, w,
+            conv(sam + (y - y0) * sw, sw, k, bw->sa_pair, acc, w);
+            sa_apply_row(p->hh + (y - ha) * w * C, acc, prow(dst, stride, dst_org, y) + C, w,
                          p->pr.shift_sa);
         }
     }
@@ -317,7 +304,7 @@ static void block_forward(dcmci_net_plan *p, const block_w *bw)
 {
     const size_t h = p->h, band = p->band, kp = p->pr.attention ? p->kpad : 0;
     const size_t stride = (p->w + 2) * C;
-    int32_t ca[C];
+    int32_t ca[C] = {0}; /* set by the first pass when the preset has attention */
     if (p->pr.attention) {
         pool_reset(p);
         for (size_t y0 = 0; y0 < h; y0 += band) {
@@ -379,7 +366,7 @@ void dcmci_net_apply(dcmci_net_plan *p, unsigned index, const dcmci_net_io *in,
     }
     for (unsigned b = 0; b < p->pr.blocks; b++)
         block_forward(p, &nw->blocks[b]);
-    conv_job hd = {p->t, 0, C, nw->head_wp, nw->head_b, EPI_HEAD, 0, NULL, 0, 0, 0, *target, sign};
+    conv_job hd = {p->t, 0, C, nw->head_wn, nw->head_b, EPI_HEAD, 0, NULL, 0, 0, 0, *target, sign};
     run_conv(p, &hd, 0, h);
 }
 

@@ -210,9 +210,16 @@ void dcmci_net_load(dcmci_net_plan *p, const uint8_t *s)
                     bw->a2[i] = rd_w(&s);
                 for (unsigned i = 0; i < 2 * k * k; i++)
                     bw->sa[i] = rd_w(&s);
+                for (unsigned i = 0; i < k * k; i++) /* low half: mean weight, high: max */
+                    bw->sa_pair[i] = (int32_t)((uint32_t)(uint16_t)bw->sa[k * k + i] << 16 |
+                                               (uint16_t)bw->sa[i]);
                 bw->bsa = rd_b(&s);
             }
         }
         load_conv(&s, nw->head_wp, C, C, p->planes, nw->head_b);
+        for (unsigned o = 0; o < p->planes; o++)
+            for (unsigned t = 0; t < 9; t++)
+                for (unsigned i = 0; i < C; i++)
+                    nw->head_wn[(o * 9 + t) * C + i] = nw->head_wp[dcmci_conv_wp_index(C, t, i, o)];
     }
 }

@@ -39,6 +39,7 @@ typedef struct block_w {
     int8_t a1[C * C]; /* [j][c], j < H */
     int8_t a2[C * C]; /* [c][j] */
     int8_t sa[2 * MAX_K * MAX_K];
+    int32_t sa_pair[MAX_K * MAX_K]; /* the same weights, (mean, max) pairs for the row kernel */
     int32_t bsa;
 } block_w;
 
@@ -47,6 +48,7 @@ typedef struct net_w {
     int32_t stem_b[C];
     block_w blocks[MAX_BLOCKS];
     int8_t *head_wp; /* output channels beyond `planes` keep zero weights and bias */
+    int8_t head_wn[8 * 9 * C]; /* the first `planes` outputs again, for the narrow kernel */
     int32_t head_b[C];
 } net_w;
 
@@ -64,7 +66,7 @@ struct dcmci_net_plan {
     uint8_t *u;         /* min(h, band + 2 kpad) + 2 rows x 16: the block's first convolution */
     uint8_t *pend;      /* banded only: 2 x (band + 2) rows x 16, new rows of T not yet committed */
     int16_t *hh;        /* min(h, band + 2 kpad) rows of w x 16 (no border) */
-    int16_t *sam;       /* 2 planes of (band + k - 1) x (w + k - 1), zero border: channel mean, max */
+    int16_t *sam;       /* (band + k - 1) x (w + k - 1) pairs (channel mean, max), zero border */
     int32_t *acc;       /* per thread: w x 16 */
     int32_t *sarow;     /* per thread: w */
     int64_t *pool_sum;  /* per thread: 16 */
