@@ -242,7 +242,7 @@ static double torch_ms(const char *script, const char *preset, int threads, int 
 {
     char cmd[8192];
     snprintf(cmd, sizeof cmd,
-             "MALLOC_MMAP_THRESHOLD_=1073741824 /usr/bin/python3 '%s' --threads %d --frames %d "
+             "/usr/bin/python3 '%s' --threads %d --frames %d "
              "--size %u%s",
              script, threads, frames, g_size, strcmp(preset, "resnet-cm") == 0 ? " --no-attention" : "");
     /* NOLINTNEXTLINE(cert-env33-c): our own script at a build-time path, run on request */
