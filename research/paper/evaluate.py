@@ -26,8 +26,9 @@ def main(argv=None):
     p.add_argument("--data", default=common.DEFAULT_DATA)
     a = p.parse_args(argv)
     torch.set_num_threads(2)
-    print("| weights | image | PSNR (dB) | MSE (levels^2) | max abs error (levels) |")
-    print("| --- | --- | --- | --- | --- |")
+    print("| weights | image | PSNR (dB) | MSE (levels^2) | mean abs error (levels) | pixels off by > 10 levels "
+          "| max abs error (levels) |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
     for wpath in a.weights:
         model = M.load(wpath)
         bits = model.cfg.bits
@@ -40,7 +41,8 @@ def main(argv=None):
             peak = (1 << bits) - 1
             db = 10 * math.log10(peak * peak / mse) if mse else float("inf")
             print(f"| {os.path.basename(wpath)} | {os.path.basename(path)} | {db:.2f} | {mse:.2f} | "
-                  f"{int(np.abs(err).max())} |", flush=True)
+                  f"{np.abs(err).mean():.2f} | {100 * (np.abs(err) > 10).mean():.2f} % | {int(np.abs(err).max())} |",
+                  flush=True)
     return 0
 
 

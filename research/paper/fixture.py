@@ -27,7 +27,7 @@ DEFAULT_IMAGE = os.path.join(common.DEFAULT_DATA, "nema-wg04_CT1_chest_512x512_g
 MAGIC = b"DCMCPFIX"
 VERSION = 1
 # magic, u32 version, u32 H, u32 W, u32 bits, u32 row and column of the crop, SHA-256 of the weight file
-HEADER = struct.Struct("<8s5I32s")
+HEADER = struct.Struct("<8s6I32s")
 # What the check of a regenerated fixture allows: float64 sums in another order, stored as float32.
 CHECK_TOL = 1e-6
 

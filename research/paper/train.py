@@ -82,6 +82,7 @@ def write_curve(path, rows, title):
             w.writerow([r[0], "" if r[1] is None else f"{r[1]:.8g}", f"{r[2]:.8g}", f"{psnr(r[2]):.3f}",
                         f"{r[3]:.1f}"])
     import matplotlib
+    import matplotlib.ticker
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     fig, ax = plt.subplots(figsize=(7, 4.2), dpi=110)
@@ -97,6 +98,9 @@ def write_curve(path, rows, title):
     ax.legend(fontsize=8)
     sec = ax.secondary_yaxis("right", functions=(lambda m: 10 * np.log10(1 / np.maximum(m, 1e-30)),
                                                  lambda p: 10 ** (-p / 10)))
+    sec.yaxis.set_major_locator(matplotlib.ticker.FixedLocator(range(0, 100, 5)))
+    sec.yaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%d"))
+    sec.yaxis.set_minor_locator(matplotlib.ticker.NullLocator())
     sec.set_ylabel("PSNR (dB)")
     fig.tight_layout()
     fig.savefig(path)
