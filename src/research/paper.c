@@ -54,7 +54,7 @@ static dcmc_status read_file(const char *path, uint8_t **out, size_t *len)
     FILE *f = fopen(path, "rb");
     if (!f)
         return DCMC_ERR_IO;
-    uint8_t hdr[HEADER_BYTES];
+    uint8_t hdr[HEADER_BYTES] = {0}; /* a short file leaves zeros, never garbage */
     const size_t got = fread(hdr, 1, sizeof hdr, f);
     dcmc_status st = DCMC_OK;
     if (memcmp(hdr, k_magic, got < 8 ? got : 8) != 0)
@@ -63,8 +63,8 @@ static dcmc_status read_file(const char *path, uint8_t **out, size_t *len)
         st = ferror(f) ? DCMC_ERR_IO : DCMC_ERR_TRUNCATED;
     else if (dcmci_load32le(hdr + 8) != DCMC_PAPER_WEIGHTS_VERSION)
         st = DCMC_ERR_UNSUPPORTED;
-    else if (dcmci_load32le(hdr + 36) > MAX_VALUES)
-        st = DCMC_ERR_FORMAT;
+    if (st == DCMC_OK && dcmci_load32le(hdr + 36) > MAX_VALUES)
+        st = DCMC_ERR_FORMAT; /* N beyond any model: refused before allocating for it */
     const size_t total = HEADER_BYTES + 4 * (size_t)dcmci_load32le(hdr + 36) + DIGEST_BYTES;
     uint8_t *buf = st == DCMC_OK ? malloc(total) : NULL;
     if (st == DCMC_OK && !buf)

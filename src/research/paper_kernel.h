@@ -84,7 +84,7 @@ paper_conv_row_co32(const float *in, size_t in_stride, size_t ci, const float *w
                     }
                     for (int v = 0; v < 4; v++) {
                         dcmci_v8 wv;
-                        memcpy(&wv, wk + c * 32 + 8 * v, sizeof wv);
+                        memcpy(&wv, wk + c * 32 + 8 * (size_t)v, sizeof wv);
                         for (int p = 0; p < DCMCI_PAPER_PX32; p++)
                             acc[p][v] += a[p] * wv;
                     }
