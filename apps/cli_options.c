@@ -77,6 +77,10 @@ static int opt_version(cli *c, const char *val)
 
 static int opt_preset(cli *c, const char *val)
 {
+    /* dcmcryptstat's paper-* schemes (the paper's trained system) cannot decrypt exactly. */
+    if (!strncmp(val, "paper-", 6))
+        return usage_error(c, "'%s' is a research scheme of dcmcryptstat and dcmcrypt-demo: a "
+                              "lossy research scheme never produces a DICOM object", val);
     if (dcmc_preset_by_name(val, &c->opt.preset) != DCMC_OK)
         return usage_error(c, "unknown preset '%s' (at-resnet-cm, resnet-cm)", val);
     return -1;

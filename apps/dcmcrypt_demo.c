@@ -5,6 +5,7 @@
  */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +15,7 @@
 #include "dcmcrypt/dcmcrypt.h"
 #include "dcmcrypt/io.h"
 #include "dcmcrypt/metrics.h"
+#include "paper_weights.h"
 #include "runtime.h"
 
 static const char *k_usage =
@@ -21,13 +23,17 @@ static const char *k_usage =
     "Encrypt and decrypt PNG or TIFF images (8/16-bit, gray or RGB) and report the result.\n"
     "  -o, --out-dir DIR     also write NAME.enc.png (cipher image) and NAME.dec.png\n"
     "      --key-file FILE   key (64 hex characters or 32 bytes); default: a fresh random key\n"
-    "      --preset NAME     at-resnet-cm (default) or resnet-cm\n"
+    "      --preset NAME     at-resnet-cm (default) or resnet-cm; paper-at-resnet-cm or\n"
+    "                        paper-resnet-cm: the paper's trained system as published (gray\n"
+    "                        images; lossy by design: its PSNR and largest error are reported)\n"
+    "      --paper-weights DIR  its weight files (default: installed, else the source tree)\n"
     "      --no-standard-layer  chaos keystream only (research; the paper's cipher)\n"
     "      --threads N       threads (default: all cores, OMP_NUM_THREADS respected)\n"
     "  -q, --quiet           print only errors\n"
     "  -h, --help            this text\n"
     "      --version         versions and the SIMD path in use\n"
-    "Exit status: 0 all exact, 1 usage, 2 unreadable input, 3 round trip not exact, 4 write failed.\n";
+    "Exit status: 0 all exact (paper-*: all ran), 1 usage, 2 unreadable input or weights, 3 round\n"
+    "trip not exact, 4 write failed.\n";
 
 static const char *base_name(const char *path)
 {
@@ -57,7 +63,7 @@ static int write_copy(const char *dir, const char *name, const char *suffix, con
 
 /* The command line. */
 typedef struct args {
-    const char *out_dir, *key_file;
+    const char *out_dir, *key_file, *paper, *paper_dir; /* paper: a paper-* scheme's variant */
     int quiet, nfiles;
     dcmc_options opt;
     char **files; /* compacted into argv itself: never ahead of the scan */
@@ -82,8 +88,11 @@ static int parse_args(int argc, char **argv, args *a)
             a->out_dir = argv[++i];
         } else if (!strcmp(o, "--key-file") && has_val) {
             a->key_file = argv[++i];
+        } else if (!strcmp(o, "--paper-weights") && has_val) {
+            a->paper_dir = argv[++i];
         } else if (!strcmp(o, "--preset") && has_val) {
-            if (dcmc_preset_by_name(argv[++i], &a->opt.preset) != DCMC_OK) {
+            if ((a->paper = app_paper_variant(argv[++i])) == NULL &&
+                dcmc_preset_by_name(argv[i], &a->opt.preset) != DCMC_OK) {
                 fprintf(stderr, "dcmcrypt-demo: unknown preset '%s'\n", argv[i]);
                 return 1;
             }
@@ -131,6 +140,54 @@ static double cipher_entropy(const dcmc_raster *r, const uint8_t *px)
         free(v);
     }
     return ent;
+}
+
+/* The paper's system on a gray image: encrypt, decrypt, and what the lossy decoder cost. */
+static int paper_trip(const args *a, const dcmc_paper_model *m, const dcmc_key *key,
+                      const char *file, const dcmc_raster *r, const dcmc_layout *l, int rc)
+{
+    static const uint8_t nonce[DCMC_NONCE_BYTES] = {0x70, 0x61, 0x70, 0x65, 0x72};
+    const size_t n = (size_t)r->width * r->height;
+    uint8_t *px = malloc(r->size);
+    uint32_t *v0 = malloc(n * sizeof *v0), *v1 = malloc(n * sizeof *v1);
+    dcmc_status st = !px || !v0 || !v1 ? DCMC_ERR_NOMEM
+                     : r->channels != 1 ? DCMC_ERR_UNSUPPORTED : DCMC_OK;
+    struct timespec t0, t1, t2;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    if (st == DCMC_OK) {
+        memcpy(px, r->data, r->size);
+        st = dcmc_paper_encrypt(m, key, nonce, l, px, r->size);
+    }
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    if (st == DCMC_OK && a->out_dir)
+        rc = rc ? rc : write_copy(a->out_dir, base_name(file), "enc", r, px);
+    if (st == DCMC_OK)
+        st = dcmc_paper_decrypt(m, key, nonce, l, px, r->size);
+    clock_gettime(CLOCK_MONOTONIC, &t2);
+    if (st == DCMC_OK) {
+        if (a->out_dir)
+            rc = rc ? rc : write_copy(a->out_dir, base_name(file), "dec", r, px);
+        double worst = 0;
+        for (size_t i = 0; i < n; i++) {
+            v0[i] = r->bit_depth == 8 ? ((const uint8_t *)r->data)[i]
+                                      : ((const uint16_t *)(const void *)r->data)[i];
+            v1[i] = r->bit_depth == 8 ? px[i] : ((const uint16_t *)(const void *)px)[i];
+            worst = v0[i] > v1[i] ? fmax(worst, v0[i] - v1[i]) : fmax(worst, v1[i] - v0[i]);
+        }
+        if (!a->quiet)
+            printf("%s: %ux%u %u-bit gray, encrypted in %.1f ms, decrypted in %.1f ms, lossy as "
+                   "published: PSNR %.2f dB, largest error %.0f of %u levels\n", base_name(file),
+                   r->width, r->height, r->bit_depth, ms_between(&t0, &t1), ms_between(&t1, &t2),
+                   dcmc_metric_psnr(v0, v1, n, r->bit_depth), worst, (1u << r->bit_depth) - 1);
+    } else {
+        fprintf(stderr, "dcmcrypt-demo: %s: %s\n", file, r->channels != 1
+                ? "the paper's system takes gray images only" : dcmc_status_str(st));
+        rc = 2;
+    }
+    free(px);
+    free(v0);
+    free(v1);
+    return rc;
 }
 
 /* Encrypt a copy of r's pixels, decrypt it, compare, say so. rc: the exit status so far; the
@@ -196,7 +253,18 @@ int main(int argc, char **argv)
         fprintf(stderr, "dcmcrypt-demo: key: %s\n", dcmc_status_str(st));
         return 2;
     }
-    if (!a.quiet)
+    dcmc_paper_model *model = NULL;
+    char msg[4600];
+    if (a.paper && app_paper_load(a.paper_dir, a.paper, &model, msg, sizeof msg) != DCMC_OK) {
+        fprintf(stderr, "dcmcrypt-demo: %s\n", msg);
+        dcmc_wipe(&key, sizeof key);
+        return 2;
+    }
+    if (!a.quiet && a.paper)
+        printf("dcmcrypt %s, the paper's system as published (paper-%s: trained encoder, "
+               "logistic XOR, trained decoder), key %s\n", DCMC_VERSION_STRING, a.paper,
+               a.key_file ? a.key_file : "random");
+    else if (!a.quiet)
         printf("dcmcrypt %s, preset %s%s, SIMD %s, key %s\n", DCMC_VERSION_STRING,
                dcmc_preset_name(a.opt.preset.id),
                a.opt.flags & DCMC_FLAG_STANDARD_LAYER ? " + ChaCha20" : " (chaos only)",
@@ -213,9 +281,11 @@ int main(int argc, char **argv)
             rc = rc ? rc : 2;
             continue;
         }
-        rc = round_trip(&a, &key, a.files[f], &r, &l, rc);
+        rc = model ? paper_trip(&a, model, &key, a.files[f], &r, &l, rc)
+                   : round_trip(&a, &key, a.files[f], &r, &l, rc);
         dcmc_raster_free(&r);
     }
+    dcmc_paper_model_free(model);
     dcmc_wipe(&key, sizeof key);
     return rc;
 }

@@ -20,6 +20,7 @@
 #include "dcmcrypt/dicom.h"
 #include "dcmcrypt/io.h"
 #include "dcmcrypt/metrics.h"
+#include "paper_weights.h"
 #include "stateval.h"
 #include "runtime.h"
 
@@ -27,13 +28,19 @@ static const char *k_usage =
     "usage: dcmcryptstat [options] file...\n"
     "Evaluate the cipher and its comparison schemes on DICOM, PNG or TIFF images (first frame,\n"
     "first sample plane): histogram, chi-square, entropy, local entropy, adjacent correlation,\n"
-    "NPCR/UACI for a one-pixel and a one-key-bit change, PSNR/SSIM of the decryption, time.\n"
+    "NPCR/UACI for a one-pixel and a one-key-bit change, PSNR/SSIM and largest error of the\n"
+    "decryption, time.\n"
     "  -o, --out-dir DIR   write report.md (results.jsonl with --json) and, per image and\n"
     "                      scheme, NAME.SCHEME.{triplet,hist,scatter}.png there\n"
     "                      (default: the report on stdout, no figures)\n"
     "      --json          JSON lines on stdout instead of the Markdown report\n"
     "      --schemes LIST  comma-separated (default: all): at-resnet-cm, resnet-cm,\n"
-    "                      at-resnet-cm-chaos, resnet-cm-chaos, logistic-xor, aes-256-ctr\n"
+    "                      at-resnet-cm-chaos, resnet-cm-chaos, logistic-xor, aes-256-ctr,\n"
+    "                      paper-at-resnet-cm, paper-resnet-cm (the paper's trained, lossy\n"
+    "                      system; skipped with a note when its weights are missing, an\n"
+    "                      error when named here)\n"
+    "      --paper-weights DIR  the paper's weight files (default: the installed\n"
+    "                      share/dcmcrypt/paper, else the source tree's research/paper/weights)\n"
     "      --pairs N       random pairs for the sampled correlation (default 3000)\n"
     "      --trials N      Monte Carlo images for the random-data references (default 200)\n"
     "      --runs N        repeat each evaluation with N nonces (default 1, the literature's\n"
@@ -52,6 +59,8 @@ static const scheme k_schemes[] = {
     {"resnet-cm-chaos", DCMC_PRESET_RESNET_CM, 0, 0},
     {"logistic-xor", 0, 0, DCMC_BASELINE_LOGISTIC_XOR},
     {"aes-256-ctr", 0, 0, DCMC_BASELINE_AES256_CTR},
+    {"paper-at-resnet-cm", 0, 0, 0}, /* app_paper_variant(name): the paper's trained system */
+    {"paper-resnet-cm", 0, 0, 0},
 };
 #define NSCHEMES (sizeof k_schemes / sizeof k_schemes[0])
 
@@ -79,6 +88,8 @@ static void result_add(result *sum, const result *r, double w, int first)
     sum->npcr_key += w * r->npcr_key;
     sum->uaci_key += w * r->uaci_key;
     sum->ssim += w * r->ssim;
+    sum->psnr += w * r->psnr; /* inf for an exact scheme; the same every run for the paper's */
+    sum->max_err = fmax(sum->max_err, r->max_err);
     sum->corr_abs += w * r->corr_abs;
     sum->ms = ms;
 }
@@ -131,10 +142,11 @@ static int worse(int rc, int now)
 
 /* The command line. */
 typedef struct args {
-    const char *out_dir, *key_file, *schemes;
+    const char *out_dir, *key_file, *schemes, *paper_dir;
     int json, nfiles;
     size_t pairs, trials, runs;
     const char **files; /* argc entries: free() */
+    dcmc_paper_model *models[NSCHEMES]; /* a paper-* scheme's networks, NULL: skipped */
 } args;
 
 /* -1 to go on, or the exit code now (--help, --version, --keystream, a usage error). */
@@ -164,6 +176,8 @@ static int parse_args(int argc, char **argv, args *a)
             a->out_dir = argv[++i];
         } else if (!strcmp(o, "--key-file") && v) {
             a->key_file = argv[++i];
+        } else if (!strcmp(o, "--paper-weights") && v) {
+            a->paper_dir = argv[++i];
         } else if (!strcmp(o, "--schemes") && v) {
             a->schemes = argv[++i];
         } else if (!strcmp(o, "--pairs") && v) {
@@ -252,8 +266,9 @@ static void md_image_header(FILE *rep, const image *im, const refs *f, const arg
             "|correlation| ~ %.4f over all pairs, ~ %.4f over %zu pairs. Time: the fastest of the "
             "three encryptions, in ms.\n\n"
             "| scheme | entropy | chi2 | corr h / v / d / a (all pairs) | corr h (%zu pairs) | LSE | "
-            "NPCR %% | UACI %% | NPCR key %% | UACI key %% | PSNR | SSIM | ms | pass |\n"
-            "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n",
+            "NPCR %% | UACI %% | NPCR key %% | UACI key %% | PSNR dB | SSIM | max err | ms | pass |\n"
+            "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- "
+            "| --- |\n",
             im->name, im->l.cols, im->l.rows, im->l.bits_stored, f->ent_ideal, f->chi2_crit,
             f->lse_lo, f->lse_hi, f->lse_mean, a->trials, 100 * f->npcr_min, 100 * f->uaci_lo,
             100 * f->uaci_hi, 0.7978845608028654 / sqrt((double)n),
@@ -343,7 +358,8 @@ static int evaluate_runs(const args *a, const scheme *sc, const image *im, const
         for (int b = 0; b < 4; b++) /* run r: a fresh nonce, as every file gets */
             nonce[11 - b] ^= (uint8_t)(run >> (8 * b));
         const char *fb = base && run == 0 ? base : NULL;
-        const dcmc_status fst = stat_evaluate(sc, im, key, nonce, a->pairs, fb, &r);
+        const dcmc_status fst =
+            stat_evaluate(sc, a->models[sc - k_schemes], im, key, nonce, a->pairs, fb, &r);
         if (fst != DCMC_OK) {
             fprintf(stderr, "dcmcryptstat: %s: %s\n", fb ? base : im->name, dcmc_status_str(fst));
             rc = worse(rc, fst == DCMC_ERR_INTERNAL ? EXIT_INTERNAL : 4);
@@ -357,10 +373,23 @@ static int evaluate_runs(const args *a, const scheme *sc, const image *im, const
     return rc;
 }
 
+/* PSNR in dB: exact (inf), finite (a lossy decryption), or failed (none). */
+static const char *psnr_text(const verdict *v, char *buf, size_t n, const char *inf,
+                             const char *none)
+{
+    if (v->fails[T_DEC] == 0)
+        return inf;
+    if (!isfinite(v->m.psnr))
+        return none;
+    snprintf(buf, n, "%.4f", v->m.psnr);
+    return buf;
+}
+
 static void json_row(FILE *rep, const image *im, const scheme *sc, const args *a, const refs *f,
                      const verdict *v)
 {
     const result *m = &v->m;
+    char psnr[32];
     fprintf(rep,
             "{\"file\":\"%s\",\"scheme\":\"%s\",\"rows\":%u,\"cols\":%u,\"bits\":%u,"
             "\"runs\":%zu,\"entropy\":%.6f,\"entropy_ideal\":%.6f,\"chi2\":%.3f,"
@@ -370,13 +399,13 @@ static void json_row(FILE *rep, const image *im, const scheme *sc, const args *a
             "\"corr_a_sampled\":%.6f,\"pairs\":%zu,\"lse\":%.6f,\"lse_lo\":%.6f,"
             "\"lse_hi\":%.6f,\"npcr\":%.6f,\"uaci\":%.6f,\"npcr_key\":%.6f,"
             "\"uaci_key\":%.6f,\"npcr_crit\":%.6f,\"uaci_lo\":%.6f,\"uaci_hi\":%.6f,"
-            "\"corr_abs\":%.6f,\"psnr\":%s,\"ssim\":%.6f,\"ms\":%.3f,",
+            "\"corr_abs\":%.6f,\"psnr\":%s,\"ssim\":%.6f,\"max_error\":%.0f,\"ms\":%.3f,",
             im->name, sc->name, im->l.rows, im->l.cols, im->l.bits_stored, a->runs, m->entropy,
             f->ent_ideal, m->chi2, f->chi2_crit, m->corr[0], m->corr[1], m->corr[2], m->corr[3],
             m->corr_s[0], m->corr_s[1], m->corr_s[2], m->corr_s[3], a->pairs, m->lse, f->lse_lo,
             f->lse_hi, 100 * m->npcr, 100 * m->uaci, 100 * m->npcr_key, 100 * m->uaci_key,
             100 * f->npcr_min, 100 * f->uaci_lo, 100 * f->uaci_hi, m->corr_abs,
-            v->fails[T_DEC] == 0 ? "\"inf\"" : "null", m->ssim, m->ms);
+            psnr_text(v, psnr, sizeof psnr, "\"inf\"", "null"), m->ssim, m->max_err, m->ms);
     fputs("\"fails\":{", rep);
     for (int t = 0; t < NTESTS; t++)
         fprintf(rep, "%s\"%s\":%d", t ? "," : "", k_test_names[t], v->fails[t]);
@@ -389,6 +418,7 @@ static void json_row(FILE *rep, const image *im, const scheme *sc, const args *a
 static void md_row(FILE *rep, const scheme *sc, size_t runs, const refs *f, const verdict *v)
 {
     const result *m = &v->m;
+    char psnr[32];
     char c[NTESTS][48];
     for (int t = 0; t < NTESTS; t++) {
         if (runs > 1)
@@ -398,12 +428,12 @@ static void md_row(FILE *rep, const scheme *sc, size_t runs, const refs *f, cons
     }
     fprintf(rep,
             "| %s | %.5f | %.1f %s | %.4f / %.4f / %.4f / %.4f | %.4f | %.6f %s | "
-            "%.4f %s | %.4f %s | %.4f %s | %.4f %s | %s | %.4f | %.1f | %s |\n",
+            "%.4f %s | %.4f %s | %.4f %s | %.4f %s | %s | %.4f | %.0f | %.1f | %s |\n",
             sc->name, m->entropy, m->chi2, c[T_CHI2], m->corr[0], m->corr[1], m->corr[2],
             m->corr[3], m->corr_s[0], m->lse, isnan(f->lse_lo) ? "n/a (image too small)" : c[T_LSE],
             100 * m->npcr, c[T_NPCR], 100 * m->uaci, c[T_UACI], 100 * m->npcr_key, c[T_NPCR_KEY],
-            100 * m->uaci_key, c[T_UACI_KEY], v->fails[T_DEC] == 0 ? "inf" : "FINITE", m->ssim,
-            m->ms, v->all ? "all" : "no");
+            100 * m->uaci_key, c[T_UACI_KEY], psnr_text(v, psnr, sizeof psnr, "inf", "n/a"),
+            m->ssim, m->max_err, m->ms, v->all ? "all" : "no");
 }
 
 /* Every selected scheme on one loaded image: its table (or JSON lines) and figures. 0, or the
@@ -424,7 +454,8 @@ static int report_image(FILE *rep, const args *a, const dcmc_key *key, const ima
         *dot = '\0';
     for (size_t s = 0; s < NSCHEMES; s++) {
         const scheme *sc = &k_schemes[s];
-        if (!scheme_selected(a->schemes, sc->name))
+        if (!scheme_selected(a->schemes, sc->name) ||
+            (app_paper_variant(sc->name) && !a->models[s])) /* weights missing: said once */
             continue;
         snprintf(base, sizeof base, "%s/%s.%s", a->out_dir ? a->out_dir : ".", stem, sc->name);
         verdict v;
@@ -501,13 +532,36 @@ static int run(const args *a)
     return rc;
 }
 
+/* The networks of every selected paper-* scheme. Missing or refused weights skip the scheme
+ * with one line, or stop the run (exit 2) when --schemes named it: -1 to go on. */
+static int load_models(args *a)
+{
+    for (size_t s = 0; s < NSCHEMES; s++) {
+        const char *variant = app_paper_variant(k_schemes[s].name);
+        if (!variant || !scheme_selected(a->schemes, k_schemes[s].name))
+            continue;
+        char msg[4600];
+        if (app_paper_load(a->paper_dir, variant, &a->models[s], msg, sizeof msg) == DCMC_OK)
+            continue;
+        fprintf(stderr, "dcmcryptstat: %s: %s\n", a->schemes ? "error" : "skipping "
+                "paper-* scheme", msg);
+        if (a->schemes)
+            return 2;
+    }
+    return -1;
+}
+
 int main(int argc, char **argv)
 {
     app_runtime_init(argv);
     args a;
     int rc = parse_args(argc, argv, &a);
     if (rc < 0)
+        rc = load_models(&a);
+    if (rc < 0)
         rc = run(&a);
+    for (size_t s = 0; s < NSCHEMES; s++)
+        dcmc_paper_model_free(a.models[s]);
     free(a.files);
     return rc;
 }

@@ -28,6 +28,7 @@ typedef struct image {
 typedef struct result {
     double entropy, chi2, corr[4], corr_s[4], lse, npcr, uaci, npcr_key, uaci_key, psnr, ssim, ms;
     double corr_abs; /* mean |corr| over the four directions, as papers tabulate it */
+    double max_err;  /* the largest |decrypted - original| in levels: 0 for an exact scheme */
 } result;
 
 /* The first frame's first sample plane of a DICOM, PNG or TIFF file as a one-sample image of
@@ -35,8 +36,10 @@ typedef struct result {
 int stat_load_image(const char *path, image *im, char *msg, size_t mlen);
 
 /* Evaluate one scheme on one image; with fig_base, also write fig_base.{triplet,hist,scatter}.png.
- * The status of the cipher or of the figures; r->psnr is NaN when the cipher failed. */
-dcmc_status stat_evaluate(const scheme *s, const image *im, const dcmc_key *key0,
-                          const uint8_t nonce[16], size_t pairs, const char *fig_base, result *r);
+ * model: the paper's trained networks for a paper-* scheme (its published system, lossy), else
+ * NULL. The status of the cipher or of the figures; r->psnr is NaN when the cipher failed. */
+dcmc_status stat_evaluate(const scheme *s, const dcmc_paper_model *model, const image *im,
+                          const dcmc_key *key0, const uint8_t nonce[16], size_t pairs,
+                          const char *fig_base, result *r);
 
 #endif

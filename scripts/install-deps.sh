@@ -7,9 +7,10 @@ PKGS="build-essential cmake pkg-config clang libclang-rt-14-dev openssl
 libdcmtk-dev dcmtk libpng-dev libtiff-dev libcunit1-dev libssl-dev libopenjp2-7-dev
 python3 python3-numpy python3-cryptography python3-pydicom libgdcm-tools dicom3tools parallel time
 cppcheck clang-tidy clang-format binutils orthanc orthanc-dicomweb slurm-wlm munge"
-# Optional extras: DCMCRYPT_EXTRAS=1 adds the PyTorch reference for the benchmark and dieharder.
+# Optional extras: DCMCRYPT_EXTRAS=1 adds the PyTorch reference for the benchmark, dieharder, and
+# what research/paper trains and plots with (PyTorch, Pillow, matplotlib).
 if [ "${DCMCRYPT_EXTRAS:-0}" = 1 ]; then
-  PKGS="$PKGS python3-torch dieharder"
+  PKGS="$PKGS python3-torch dieharder python3-pil python3-matplotlib"
 fi
 
 missing=""

@@ -54,6 +54,12 @@ expect 1 "unknown option" "$bin/dcmencrypt" --frobnicate --key-file "$t/key" "$c
 expect 1 "key on the command line refused" "$bin/dcmencrypt" --key 0123 "$ct" "$t/e.dcm"
 expect 1 "two key sources" "$bin/dcmencrypt" --key-file "$t/key" --passphrase-env X "$ct" "$t/e.dcm"
 expect 1 "bad preset" "$bin/dcmencrypt" --preset vgg --key-file "$t/key" "$ct" "$t/e.dcm"
+# The paper's trained system (dcmcryptstat's paper-* schemes) is lossy: never a DICOM object.
+for p in paper-at-resnet-cm paper-resnet-cm; do
+  expect 1 "$p refused" "$bin/dcmencrypt" --preset $p --key-file "$t/key" "$ct" "$t/e.dcm"
+  grep -q "a lossy research scheme never produces a DICOM object" "$t/err" && [ ! -e "$t/e.dcm" ] &&
+    ok "... saying why, nothing written" || bad "--preset $p: $(cat "$t/err")"
+done
 printf 'short' >"$t/badkey"
 expect 1 "malformed key file" "$bin/dcmencrypt" --key-file "$t/badkey" "$ct" "$t/e.dcm"
 expect 1 "no key and no terminal" "$bin/dcmencrypt" "$ct" "$t/e.dcm" </dev/null

@@ -29,6 +29,7 @@ for f in include/dcmcrypt/dcmcrypt.h include/dcmcrypt/io.h include/dcmcrypt/metr
          include/dcmcrypt/dicom.h include/dcmcrypt/export.h include/dcmcrypt/version.h \
          bin/dcmencrypt bin/dcmdecrypt bin/dcmcryptstat bin/dcmcrypt-demo bin/dcmcrypt-bench \
          share/man/man1/dcmencrypt.1 share/man/man1/dcmdecrypt.1 share/man/man1/dcmcryptstat.1 \
+         share/dcmcrypt/paper/at-resnet-cm.bin share/dcmcrypt/paper/resnet-cm.bin \
          share/dcmcrypt/dcmcrypt.dic; do
   check "installed: $f" test -e "$prefix/$f"
 done

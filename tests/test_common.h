@@ -23,6 +23,7 @@ int dcmc_test_register_dicom(void);
 int dcmc_test_register_prescan(void);
 int dcmc_test_register_deid(void);
 int dcmc_test_register_cms(void);
+int dcmc_test_register_paper(void);
 
 /* Directories: DCMC_SOURCE_DIR is compiled in; the shared corpus is optional (tests skip it). */
 const char *dcmc_test_source_dir(void);

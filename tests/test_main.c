@@ -27,6 +27,7 @@ static const suite_entry k_suites[] = {
     {"prescan", dcmc_test_register_prescan},
     {"deid", dcmc_test_register_deid},
     {"cms", dcmc_test_register_cms},
+    {"paper", dcmc_test_register_paper},
 };
 
 int main(int argc, char **argv)

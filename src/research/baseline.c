@@ -10,16 +10,26 @@
 
 #include "cipher/internal.h"
 #include "dcmcrypt/research.h"
+#include "research/internal.h"
+
+dcmc_status dcmci_research_subkey(const dcmc_key *key, const uint8_t nonce[DCMC_NONCE_BYTES],
+                                  const char *label, uint8_t sub[32])
+{
+    uint8_t prk[32];
+    dcmc_status st = dcmci_prk_derive(key, nonce, prk);
+    if (st == DCMC_OK)
+        st = dcmci_subkey(prk, label, 0, sub);
+    dcmc_wipe(prk, sizeof prk);
+    return st;
+}
 
 dcmc_status dcmc_chaos_keystream(const dcmc_key *key, const uint8_t nonce[DCMC_NONCE_BYTES],
                                  uint8_t *out, size_t n)
 {
     if (key == NULL || nonce == NULL || (out == NULL && n))
         return DCMC_ERR_ARG;
-    uint8_t prk[32], sub[32];
-    dcmc_status st = dcmci_prk_derive(key, nonce, prk);
-    if (st == DCMC_OK)
-        st = dcmci_subkey(prk, "chaos", 0, sub);
+    uint8_t sub[32];
+    const dcmc_status st = dcmci_research_subkey(key, nonce, "chaos", sub);
     if (st == DCMC_OK) {
         dcmci_logistic g;
         dcmci_logistic_seed(&g, sub);
@@ -32,7 +42,6 @@ dcmc_status dcmc_chaos_keystream(const dcmc_key *key, const uint8_t nonce[DCMC_N
         }
         dcmc_wipe(&g, sizeof g);
     }
-    dcmc_wipe(prk, sizeof prk);
     dcmc_wipe(sub, sizeof sub);
     return st;
 }
