@@ -1,7 +1,7 @@
 /*
  * dcmcryptstat - the evaluation suite: for each image (DICOM, PNG, TIFF) and each scheme, the
  * statistics image-cipher papers report, beside the ideal and critical values of random data,
- * as a Markdown report, JSON lines (--json) and PNG figures (--out-dir). --keystream N writes the
+ * as a Markdown report, JSON lines (--json) and PNG + SVG figures (--out-dir). --keystream N writes the
  * chaos keystream alone for dieharder. The maths is in src/metrics; this file only drives it.
  */
 #define _POSIX_C_SOURCE 200809L
@@ -31,7 +31,7 @@ static const char *k_usage =
     "NPCR/UACI for a one-pixel and a one-key-bit change, PSNR/SSIM and largest error of the\n"
     "decryption, time.\n"
     "  -o, --out-dir DIR   write report.md (results.jsonl with --json) and, per image and\n"
-    "                      scheme, NAME.SCHEME.{triplet,hist,scatter}.png there\n"
+    "                      scheme, NAME.SCHEME.{triplet,hist,scatter}.{png,svg} there\n"
     "                      (default: the report on stdout, no figures)\n"
     "      --json          JSON lines on stdout instead of the Markdown report\n"
     "      --schemes LIST  comma-separated (default: all): at-resnet-cm, resnet-cm,\n"
@@ -275,20 +275,20 @@ static void md_image_header(FILE *rep, const image *im, const refs *f, const arg
             0.7978845608028654 / sqrt((double)pairs), pairs, pairs);
 }
 
-static void md_figures(FILE *rep, const image *im, size_t pairs, const char *figs)
+static void md_figures(FILE *rep, size_t pairs, const char *figs)
 {
-    const unsigned bits = im->l.bits_stored;
     fprintf(rep,
-            "\nFigures (paper's Figures 11-13). Triplets: original, encrypted, decrypted; "
-            "the original and the decryption share the original's min-max window. "
-            "Histograms: plain left, cipher right, 256 bins over the %u-bit range, each "
-            "panel scaled to its highest bin; the dotted line is the count of a uniform "
-            "histogram. Scatter: the %zu sampled horizontal pairs, pixel value on x, its "
-            "right neighbour on y; plain left, cipher right. Plain panels span the "
-            "original's own range, cipher panels 0 to %u.\n\n"
+            "\nFigures (paper's Figures 11-13; each also as SVG beside the PNG). Triplets: "
+            "original, encrypted, decrypted, each with its gray scale bar; the original and the "
+            "decryption share the original's min-max window. Histograms: plain left over the "
+            "original's range, cipher right over every level, at most 256 bins (count and width "
+            "written over each panel), one linear y axis for both; the dashed line is a uniform "
+            "histogram, and a background bin far above the rest is cut with its count written "
+            "over it. Scatter: the %zu sampled horizontal pairs, value at (x,y) on x, at (x+1,y) "
+            "on y. Axes in stored values.\n\n"
             "| scheme | triplet | histograms | horizontal scatter |\n"
             "| --- | --- | --- | --- |\n%s",
-            bits, pairs, (1u << (bits > 31 ? 31 : bits)) - 1, figs);
+            pairs, figs);
 }
 
 /* Is `name` in the comma-separated list (NULL: all)? Exact names only: "resnet-cm" must not
@@ -473,7 +473,7 @@ static int report_image(FILE *rep, const args *a, const dcmc_key *key, const ima
         fflush(rep);
     }
     if (!a->json && nfig > 0)
-        md_figures(rep, im, a->pairs, figs);
+        md_figures(rep, a->pairs, figs);
     return rc;
 }
 

@@ -134,26 +134,28 @@ static dcmc_status run_scheme(const scheme *s, const dcmc_paper_model *model, co
     return st;
 }
 
-/* The figures: plain vp, cipher v0, decryption v1; the scatter shows the pairs of the sampled
- * horizontal correlation (seed 11). */
-static dcmc_status write_figures(const char *fig_base, const image *im, size_t pairs,
-                                 const uint32_t *vp, const uint32_t *v0, const uint32_t *v1)
+/* The figures of scheme s: plain vp, cipher v0, decryption v1; the scatter shows the pairs of
+ * the sampled horizontal correlation (seed 11). */
+static dcmc_status write_figures(const char *fig_base, const scheme *s, const image *im,
+                                 size_t pairs, const uint32_t *vp, const uint32_t *v0,
+                                 const uint32_t *v1)
 {
     const size_t w = im->l.cols, h = im->l.rows, n = w * h;
-    const unsigned bits = im->l.bits_stored;
-    char path[4200];
+    char base[4200], title[400];
+    snprintf(title, sizeof title, "%s, %s", im->name, s->name);
+    const fig_info fi = {title, im->l.bits_stored, im->l.is_signed != 0};
     size_t *first = malloc(pairs * sizeof *first), *second = malloc(pairs * sizeof *second);
-    snprintf(path, sizeof path, "%s.triplet.png", fig_base);
-    dcmc_status fig = fig_triplet(path, w, h, vp, v0, v1);
-    snprintf(path, sizeof path, "%s.hist.png", fig_base);
+    snprintf(base, sizeof base, "%s.triplet", fig_base);
+    dcmc_status fig = fig_triplet(base, &fi, w, h, vp, v0, v1);
+    snprintf(base, sizeof base, "%s.hist", fig_base);
     if (fig == DCMC_OK)
-        fig = fig_histograms(path, n, bits, vp, v0);
-    snprintf(path, sizeof path, "%s.scatter.png", fig_base);
+        fig = fig_histograms(base, &fi, n, vp, v0);
+    snprintf(base, sizeof base, "%s.scatter", fig_base);
     if (fig == DCMC_OK)
         fig = !first || !second ? DCMC_ERR_NOMEM
               : dcmc_metric_pair_positions(w, h, 0, pairs, 11, first, second) != 0
                   ? DCMC_ERR_ARG
-                  : fig_scatter(path, n, bits, vp, v0, first, second, pairs);
+                  : fig_scatter(base, &fi, n, vp, v0, first, second, pairs);
     free(first);
     free(second);
     return fig;
@@ -235,7 +237,7 @@ dcmc_status stat_evaluate(const scheme *s, const dcmc_paper_model *model, const 
         for (size_t i = 0; i < n; i++) /* what a lossy decoder costs at its worst pixel */
             r->max_err = fmax(r->max_err, fabs((double)vp[i] - (double)v1[i]));
         if (fig_base)
-            st = write_figures(fig_base, im, pairs, vp, v0, v1);
+            st = write_figures(fig_base, s, im, pairs, vp, v0, v1);
         cipher_stats(im, v0, vh, pairs, r);
         const dcmc_status dst = differential(s, model, im, key0, nonce, v0, p2, ct2, v1, r);
         if (dst != DCMC_OK) {

@@ -35,9 +35,10 @@ typedef struct result {
  * the same word size: 0, or -1 with the reason in msg. free(im->px) when done. */
 int stat_load_image(const char *path, image *im, char *msg, size_t mlen);
 
-/* Evaluate one scheme on one image; with fig_base, also write fig_base.{triplet,hist,scatter}.png.
- * model: the paper's trained networks for a paper-* scheme (its published system, lossy), else
- * NULL. The status of the cipher or of the figures; r->psnr is NaN when the cipher failed. */
+/* Evaluate one scheme on one image; with fig_base, also write fig_base.{triplet,hist,scatter}
+ * .png and .svg (statfig.h). model: the paper's trained networks for a paper-* scheme (its
+ * published system, lossy), else NULL. The status of the cipher or of the figures; r->psnr is
+ * NaN when the cipher failed. */
 dcmc_status stat_evaluate(const scheme *s, const dcmc_paper_model *model, const image *im,
                           const dcmc_key *key0, const uint8_t nonce[16], size_t pairs,
                           const char *fig_base, result *r);

@@ -1,10 +1,12 @@
 #!/bin/sh
 # Installs every Debian package dcmcrypt needs to build, test and benchmark, on a fresh Debian
 # bookworm, as root or through sudo. Safe to run again: it only installs what is missing.
+# dcmcryptstat draws its figures with cairo and pango, which need a font at run time: DejaVu.
 set -eu
 
 PKGS="build-essential cmake pkg-config clang libclang-rt-14-dev openssl
 libdcmtk-dev dcmtk libpng-dev libtiff-dev libcunit1-dev libssl-dev libopenjp2-7-dev
+libcairo2-dev libpango1.0-dev fonts-dejavu-core
 python3 python3-numpy python3-cryptography python3-pydicom libgdcm-tools dicom3tools parallel time
 cppcheck clang-tidy clang-format binutils orthanc orthanc-dicomweb slurm-wlm munge"
 # Optional extras: DCMCRYPT_EXTRAS=1 adds the PyTorch reference for the benchmark, dieharder, and

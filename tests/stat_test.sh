@@ -1,7 +1,7 @@
 #!/bin/sh
 # dcmcryptstat as a script uses it: JSON lines with the documented fields, the default scheme
 # passing the differential tests on a real 512x512 image and the plain XOR baseline failing
-# them, a Markdown report with figures directory, and the keystream mode.
+# them, a Markdown report with its figures (PNG and SVG), and the keystream mode.
 # Usage: stat_test.sh BINDIR SAMPLEDIR
 set -u
 bin=$1
@@ -51,48 +51,10 @@ PY
   && echo "ok   default run without weights: paper schemes skipped, one line each" || { echo "FAIL default, no weights: exit $rc $(cat "$t/e")"; fails=$((fails + 1)); }
 "$bin/dcmcryptstat" --trials 20 --schemes at-resnet-cm -o "$t/out" "$img" 2>"$t/e" && grep -q "| at-resnet-cm |" "$t/out/report.md" \
   && echo "ok   markdown report" || { echo "FAIL report: $(cat "$t/e")"; fails=$((fails + 1)); }
-# The figures: PNGs of the documented sizes that the report links, and the triplet's middle
-# panel (the cipher image) is not the original.
-/usr/bin/python3 - "$t/out" <<'PY' || fails=$((fails + 1))
-import os, re, struct, sys, zlib
-d = sys.argv[1]
-report = open(os.path.join(d, "report.md")).read()
-stem = "nema-wg04_MR1_brain_512x512_gray8.at-resnet-cm"
-want = {"triplet": (3 * 512 + 48, 512), "hist": (2 * (16 + 512) + 24 + 16, 256 + 34),
-        "scatter": (2 * (16 + 512) + 24 + 16, 512 + 34)}
-for kind, size in want.items():
-    name = "%s.%s.png" % (stem, kind)
-    assert "(%s)" % name in report, name
-    data = open(os.path.join(d, name), "rb").read()
-    assert data[:8] == b"\x89PNG\r\n\x1a\n", name
-    w, h, depth, ctype = struct.unpack(">IIBB", data[16:26])
-    assert (w, h, depth, ctype) == size + (8, 0), (name, w, h, depth, ctype)
-# Decode the triplet (8-bit gray, filter bytes per row) and compare the three panels.
-data = open(os.path.join(d, stem + ".triplet.png"), "rb").read()
-idat, pos = b"", 8
-while pos < len(data):
-    n, typ = struct.unpack(">I4s", data[pos:pos + 8])
-    if typ == b"IDAT":
-        idat += data[pos + 8:pos + 8 + n]
-    pos += 12 + n
-raw, w = zlib.decompress(idat), 3 * 512 + 48
-rows, prev = [], bytearray(w)
-for y in range(512):
-    f, line = raw[y * (w + 1)], bytearray(raw[y * (w + 1) + 1:(y + 1) * (w + 1)])
-    for x in range(w):
-        a = line[x - 1] if x else 0
-        b, c = prev[x], (prev[x - 1] if x else 0)
-        p = a + b - c
-        pr = a if abs(p - a) <= abs(p - b) and abs(p - a) <= abs(p - c) else b if abs(p - b) <= abs(p - c) else c
-        line[x] = (line[x] + [0, a, b, (a + b) // 2, pr][f]) & 255
-    rows.append(bytes(line))
-    prev = line
-left = [r[:512] for r in rows]; mid = [r[536:1048] for r in rows]; right = [r[1072:1584] for r in rows]
-assert left == right, "decrypted panel differs from the original"
-same = sum(a == b for l, m in zip(left, mid) for a, b in zip(l, m))
-assert same < 512 * 512 // 64, same
-print("ok   figures: sizes, linked from the report, decrypted panel equals the original")
-PY
+# The figures: PNG and SVG of each kind, linked from the report, with their axes, labels, one
+# histogram scale and the decrypted panel equal to the original (stat_figures.py).
+/usr/bin/python3 "$(dirname "$0")/stat_figures.py" "$t/out" nema-wg04_MR1_brain_512x512_gray8.at-resnet-cm \
+  || fails=$((fails + 1))
 # Several runs: failure counts and verdicts in JSON; the XOR baseline fails, the default passes.
 "$bin/dcmcryptstat" --json --runs 5 --trials 20 --schemes at-resnet-cm,logistic-xor "$img" >"$t/r" 2>"$t/e" || { echo "FAIL --runs: $(cat "$t/e")"; fails=$((fails + 1)); }
 /usr/bin/python3 - "$t/r" <<'PY' || fails=$((fails + 1))
