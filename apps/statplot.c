@@ -276,8 +276,10 @@ static dcmc_status write_svg(const char *path, int w, int h, const char *title,
             st = DCMC_ERR_NOMEM;
         cairo_surface_destroy(s);
     }
-    /* Closing a memory stream makes its buffer final (and NUL-terminated). */
-    if ((fs && fclose(fs) != 0) | (fl && fclose(fl) != 0))
+    /* Closing a memory stream makes its buffer final (and NUL-terminated); both are closed. */
+    const int bad_s = fs && fclose(fs) != 0;
+    const int bad_l = fl && fclose(fl) != 0;
+    if (bad_s || bad_l)
         st = DCMC_ERR_NOMEM;
     if (st == DCMC_OK)
         st = svg_save(path, svg, title, layer);
