@@ -245,13 +245,10 @@ dcmc_status dcmci_subkey(const uint8_t prk[32], const char *label, uint32_t fram
 
 /* ---- ChaCha20 -------------------------------------------------------------------------------- */
 
-dcmc_status dcmci_stream_xor(const EVP_CIPHER *cipher, const uint8_t *key, const uint8_t *iv,
-                             uint8_t *buf, size_t n)
+/* XOR the cipher's next n keystream bytes into buf; OpenSSL's int lengths are fed in chunks. */
+static int update_in_place(EVP_CIPHER_CTX *ctx, uint8_t *buf, size_t n)
 {
-    EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
-    if (ctx == NULL)
-        return DCMC_ERR_CRYPTO;
-    int ok = EVP_EncryptInit_ex(ctx, cipher, NULL, key, iv) == 1;
+    int ok = 1;
     for (size_t off = 0; ok && off < n;) {
         const size_t chunk = n - off > EVP_CHUNK ? EVP_CHUNK : n - off;
         int outl = 0;
@@ -259,6 +256,16 @@ dcmc_status dcmci_stream_xor(const EVP_CIPHER *cipher, const uint8_t *key, const
              (size_t)outl == chunk;
         off += chunk;
     }
+    return ok;
+}
+
+dcmc_status dcmci_stream_xor(const EVP_CIPHER *cipher, const uint8_t *key, const uint8_t *iv,
+                             uint8_t *buf, size_t n)
+{
+    EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
+    if (ctx == NULL)
+        return DCMC_ERR_CRYPTO;
+    int ok = EVP_EncryptInit_ex(ctx, cipher, NULL, key, iv) == 1 && update_in_place(ctx, buf, n);
     EVP_CIPHER_CTX_free(ctx);
     return ok ? DCMC_OK : DCMC_ERR_CRYPTO;
 }
@@ -292,15 +299,7 @@ dcmc_status dcmci_chacha20_open(dcmci_chacha20 *g, const uint8_t key[32])
 dcmc_status dcmci_chacha20_next(dcmci_chacha20 *g, uint8_t *buf, size_t n)
 {
     memset(buf, 0, n);
-    int ok = 1;
-    for (size_t off = 0; ok && off < n;) {
-        const size_t chunk = n - off > EVP_CHUNK ? EVP_CHUNK : n - off;
-        int outl = 0;
-        ok = EVP_EncryptUpdate((EVP_CIPHER_CTX *)g->ctx, buf + off, &outl, buf + off, (int)chunk) == 1 &&
-             (size_t)outl == chunk;
-        off += chunk;
-    }
-    return ok ? DCMC_OK : DCMC_ERR_CRYPTO;
+    return update_in_place((EVP_CIPHER_CTX *)g->ctx, buf, n) ? DCMC_OK : DCMC_ERR_CRYPTO;
 }
 
 void dcmci_chacha20_close(dcmci_chacha20 *g)
