@@ -9,6 +9,10 @@
 # Long tests: `ctest --test-dir build -L long`.
 set -eu
 cd "$(dirname "$0")/.."
+start=$(date +%s)
+# Elapsed time at the start of each phase: CI must finish inside 90 minutes, and a log shows
+# which phase grew.
+phase() { echo "== $1 (at $(( $(date +%s) - start )) s)"; }
 ./scripts/install-deps.sh
 jobs=$(nproc)
 
@@ -19,19 +23,23 @@ jobs=$(nproc)
 /usr/bin/python3 tests/metrics/refgen.py --check || {
   echo "tests/metrics/refgen.py no longer reproduces tests/metrics/refs.txt" >&2; exit 1; }
 
+phase "Release build and default suite"
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DDCMC_WERROR=ON >/dev/null
 cmake --build build -j "$jobs" >/dev/null
 ctest --test-dir build -L default --output-on-failure -j "$jobs"
 
 # Static analysis on the Release tree's compile database: clang-tidy, cppcheck, the size limits
 # (docs/lint.md); zero findings.
+phase "static analysis"
 ./scripts/lint.sh build
 
+phase "-O0 build and default suite"
 cmake -S . -B build-debug -DCMAKE_BUILD_TYPE=Debug -DCMAKE_C_FLAGS_DEBUG="-O0 -g" -DDCMC_WERROR=ON >/dev/null
 cmake --build build-debug -j "$jobs" >/dev/null
 ctest --test-dir build-debug -L default --output-on-failure -j "$jobs"
 
 # A third build with another compiler and no OpenMP (clang, -O2, single thread).
+phase "clang build"
 CC=clang cmake -S . -B build-clang -DCMAKE_BUILD_TYPE=Release -DDCMC_OPENMP=OFF -DDCMC_TESTS=OFF \
   -DDCMC_WERROR=ON >/dev/null
 cmake --build build-clang -j "$jobs" >/dev/null
@@ -49,8 +57,11 @@ done
 echo "gcc -O3 + OpenMP, gcc -O0 + OpenMP and clang -O3 without OpenMP give identical cipher output:"
 echo "$a"
 
+phase "sanitizer build and default suite"
 cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DDCMC_SANITIZE=ON -DDCMC_WERROR=ON >/dev/null
 cmake --build build-asan -j "$jobs" >/dev/null
 ctest --test-dir build-asan -L default --output-on-failure -j "$jobs"
 
+phase "fuzzing"
 ./scripts/fuzz.sh
+phase "done"

@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "core/team.h"
 #include "dcmcrypt/dcmcrypt.h"
 #include "test_common.h"
 
@@ -265,6 +266,61 @@ static void test_header_hostile(void)
     }
 }
 
+/* The team (core/team.h) goes on alone once its regions lose to one thread by more than the
+ * slack, stays alone for 1, 2, 4 ... 64 frames as two threads keep losing, and a frame two
+ * threads finish resets that; an idle machine's pattern never trips it. */
+static void test_team_fallback(void)
+{
+    const uint64_t ms = 1000000;
+    dcmci_team t;
+    dcmci_team_init(&t, 2);
+    dcmci_team_frame(&t);
+    CU_ASSERT_EQUAL(dcmci_team_size(&t), 2);
+    /* Idle: 40 regions, each done in 0.6x the calling thread's estimate plus 50 us of wake-up. */
+    for (int i = 0; i < 40; i++)
+        dcmci_team_region(&t, 6 * ms / 10 + 50000, ms / 2, 4, 8);
+    CU_ASSERT_EQUAL(dcmci_team_size(&t), 2);
+    /* The others took every item: no measure of one thread, counted as even. */
+    dcmci_team_frame(&t);
+    dcmci_team_region(&t, 50 * ms, 0, 0, 8);
+    CU_ASSERT_EQUAL(dcmci_team_size(&t), 2);
+    /* A preempted helper: 10 ms for what the calling thread alone does in 2 ms. */
+    dcmci_team_region(&t, 10 * ms, ms, 4, 8);
+    CU_ASSERT_EQUAL(dcmci_team_size(&t), 1);
+    dcmci_team_region(&t, ms, ms, 8, 8); /* alone: not measured, still alone */
+    CU_ASSERT_EQUAL(dcmci_team_size(&t), 1);
+    /* Each further loss doubles the frames run alone, up to the bound. */
+    for (unsigned expect = 1; expect <= 2 * DCMCI_TEAM_BACKOFF_MAX; expect *= 2) {
+        const unsigned run = expect < DCMCI_TEAM_BACKOFF_MAX ? expect : DCMCI_TEAM_BACKOFF_MAX;
+        for (unsigned f = 0; f < run; f++) {
+            dcmci_team_frame(&t);
+            CU_ASSERT_EQUAL(dcmci_team_size(&t), 1);
+        }
+        dcmci_team_frame(&t);
+        CU_ASSERT_EQUAL_FATAL(dcmci_team_size(&t), 2); /* tried again */
+        dcmci_team_account(&t, 5 * ms, 2 * ms);   /* and lost again */
+        CU_ASSERT_EQUAL(dcmci_team_size(&t), 1);
+    }
+    /* Two threads win a whole frame: the next loss costs one frame alone again. */
+    for (unsigned f = 0; f < DCMCI_TEAM_BACKOFF_MAX; f++)
+        dcmci_team_frame(&t);
+    dcmci_team_frame(&t);
+    CU_ASSERT_EQUAL_FATAL(dcmci_team_size(&t), 2);
+    dcmci_team_account(&t, ms, 2 * ms);
+    dcmci_team_frame(&t);
+    CU_ASSERT_EQUAL(dcmci_team_size(&t), 2);
+    dcmci_team_account(&t, 5 * ms, 2 * ms);
+    CU_ASSERT_EQUAL(dcmci_team_size(&t), 1);
+    dcmci_team_frame(&t);
+    CU_ASSERT_EQUAL(dcmci_team_size(&t), 1);
+    dcmci_team_frame(&t);
+    CU_ASSERT_EQUAL(dcmci_team_size(&t), 2);
+    /* One thread asked for: always one. */
+    dcmci_team_init(&t, 1);
+    dcmci_team_frame(&t);
+    CU_ASSERT_EQUAL(dcmci_team_size(&t), 1);
+}
+
 int dcmc_test_register_core(void)
 {
     static const dcmc_test_case cases[] = {
@@ -276,6 +332,7 @@ int dcmc_test_register_core(void)
         {"presets", test_presets},
         {"header round trip", test_header_roundtrip},
         {"header rejects hostile fields", test_header_hostile},
+        {"thread team falls back to one and backs off", test_team_fallback},
         {NULL, NULL},
     };
     return dcmc_test_add_suite("core", cases);

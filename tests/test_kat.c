@@ -218,8 +218,10 @@ static void run_kat(const char *path)
                     a[(2 * s + 1) * h * w + y * w + x] = vals[s * N + 2 * y * l.cols + 2 * x + 1];
                 }
         dcmci_net_plan *plan;
-        CU_ASSERT_EQUAL_FATAL(dcmci_net_plan_new(&plan, p, (unsigned)planes, h, w, l.bits_stored, 2),
-                              DCMC_OK);
+        dcmci_team team;
+        dcmci_team_init(&team, 2);
+        CU_ASSERT_EQUAL_FATAL(dcmci_net_plan_new(&plan, p, (unsigned)planes, h, w, l.bits_stored,
+                                                &team), DCMC_OK);
         size_t wb = dcmci_net_weight_bytes(p, (unsigned)planes);
         uint8_t *ws = malloc(wb);
         dcmci_subkey(prk, "net", 0, sub);

@@ -3,6 +3,7 @@
  * count and SIMD path, weights that really change the function, and a receptive field that
  * really mixes neighbouring pixels (the network is a stage of the cipher, not decoration).
  */
+#include <limits.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -25,16 +26,30 @@ static void fill_weights(dcmci_net_plan *p, const dcmc_preset *pr, unsigned plan
     free(w);
 }
 
-static uint32_t *eval(const dcmc_preset *pr, unsigned planes, int threads, uint64_t wseed,
-                      const uint32_t *in, unsigned index)
+/* The network's output on `threads` threads; alone_after > 0 makes the team go on with the
+ * calling thread alone after that many regions (*regions: how many the network ran on more). */
+static uint32_t *eval_team(const dcmc_preset *pr, unsigned planes, int threads, unsigned alone_after,
+                           uint64_t wseed, const uint32_t *in, unsigned index, unsigned *regions)
 {
+    dcmci_team team;
+    dcmci_team_init(&team, threads);
+    dcmci_team_force(&team, alone_after);
+    dcmci_team_frame(&team);
     dcmci_net_plan *p = NULL;
-    CU_ASSERT_EQUAL_FATAL(dcmci_net_plan_new(&p, pr, planes, H, W, 16, threads), DCMC_OK);
+    CU_ASSERT_EQUAL_FATAL(dcmci_net_plan_new(&p, pr, planes, H, W, 16, &team), DCMC_OK);
     fill_weights(p, pr, planes, wseed);
     uint32_t *out = malloc((size_t)planes * H * W * sizeof *out);
     dcmci_net_eval(p, index, in, out);
     dcmci_net_plan_free(p);
+    if (regions != NULL)
+        *regions = team.regions;
     return out;
+}
+
+static uint32_t *eval(const dcmc_preset *pr, unsigned planes, int threads, uint64_t wseed,
+                      const uint32_t *in, unsigned index)
+{
+    return eval_team(pr, planes, threads, 0, wseed, in, index, NULL);
 }
 
 static uint32_t *random_planes(unsigned planes, uint64_t seed)
@@ -51,14 +66,16 @@ static void test_plan_validation(void)
     dcmc_preset pr;
     dcmc_preset_by_name("at-resnet-cm", &pr);
     dcmci_net_plan *p = (dcmci_net_plan *)1;
-    CU_ASSERT_EQUAL(dcmci_net_plan_new(&p, &pr, 0, 4, 4, 8, 1), DCMC_ERR_ARG);
+    dcmci_team one;
+    dcmci_team_init(&one, 1);
+    CU_ASSERT_EQUAL(dcmci_net_plan_new(&p, &pr, 0, 4, 4, 8, &one), DCMC_ERR_ARG);
     CU_ASSERT_PTR_NULL(p);
-    CU_ASSERT_EQUAL(dcmci_net_plan_new(&p, &pr, 2, 0, 4, 8, 1), DCMC_ERR_ARG);
-    CU_ASSERT_EQUAL(dcmci_net_plan_new(&p, &pr, 2, 4, 4, 33, 1), DCMC_ERR_ARG);
-    CU_ASSERT_EQUAL(dcmci_net_plan_new(&p, &pr, 2, 4, 4, 8, 0), DCMC_ERR_ARG);
-    CU_ASSERT_EQUAL(dcmci_net_plan_new(&p, &pr, 2, 70000, 4, 8, 1), DCMC_ERR_OVERFLOW);
+    CU_ASSERT_EQUAL(dcmci_net_plan_new(&p, &pr, 2, 0, 4, 8, &one), DCMC_ERR_ARG);
+    CU_ASSERT_EQUAL(dcmci_net_plan_new(&p, &pr, 2, 4, 4, 33, &one), DCMC_ERR_ARG);
+    CU_ASSERT_EQUAL(dcmci_net_plan_new(&p, &pr, 2, 4, 4, 8, NULL), DCMC_ERR_ARG);
+    CU_ASSERT_EQUAL(dcmci_net_plan_new(&p, &pr, 2, 70000, 4, 8, &one), DCMC_ERR_OVERFLOW);
     pr.sa_kernel = 9;
-    CU_ASSERT_EQUAL(dcmci_net_plan_new(&p, &pr, 2, 4, 4, 8, 1), DCMC_ERR_PRESET);
+    CU_ASSERT_EQUAL(dcmci_net_plan_new(&p, &pr, 2, 4, 4, 8, &one), DCMC_ERR_PRESET);
     dcmci_net_plan_free(NULL);
 }
 
@@ -155,6 +172,35 @@ static void test_bands_identical(void)
     }
 }
 
+/* A busy machine makes the team go on alone part way through a network (core/team.h): after
+ * any region, whole frame or in bands, the bits are those of one thread throughout. */
+static void test_alone_mid_frame_identical(void)
+{
+    for (int a = 0; a < 2; a++) {
+        dcmc_preset pr;
+        dcmc_preset_by_name(a ? "at-resnet-cm" : "resnet-cm", &pr);
+        uint32_t *in = random_planes(2, 60 + (unsigned)a);
+        uint32_t *ref = eval(&pr, 2, 1, 23, in, 2);
+        const size_t n = (size_t)2 * H * W * sizeof *ref;
+        for (size_t band = 0; band <= 8; band += 8) {
+            dcmci_net_band_force(band);
+            unsigned total = 0; /* regions in all: forced never to go alone, not measured */
+            free(eval_team(&pr, 2, 3, UINT_MAX, 23, in, 2, &total));
+            CU_ASSERT(total >= 2 + 2 * (unsigned)pr.blocks); /* quantise, stem, two per block, head */
+            for (unsigned after = 1; after <= total; after++) {
+                unsigned ran = 0;
+                uint32_t *o = eval_team(&pr, 2, 3, after, 23, in, 2, &ran);
+                CU_ASSERT(memcmp(ref, o, n) == 0);
+                CU_ASSERT_EQUAL(ran, after); /* it did go on alone there */
+                free(o);
+            }
+            dcmci_net_band_force(0);
+        }
+        free(in);
+        free(ref);
+    }
+}
+
 int dcmc_test_register_nn(void)
 {
     static const dcmc_test_case cases[] = {
@@ -163,6 +209,7 @@ int dcmc_test_register_nn(void)
         {"SIMD paths identical to scalar", test_simd_identical},
         {"weights change the function, neighbours mix", test_weights_and_mixing},
         {"any band height gives the whole frame's bits", test_bands_identical},
+        {"going on alone after any region gives the same bits", test_alone_mid_frame_identical},
         {NULL, NULL},
     };
     return dcmc_test_add_suite("nn", cases);

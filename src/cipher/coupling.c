@@ -10,7 +10,7 @@
 #include "nn/network.h"
 
 dcmc_status dcmci_coupling_init(dcmci_coupling *c, const dcmc_preset *pr, const dcmc_layout *l,
-                               int threads)
+                               dcmci_team *team)
 {
     memset(c, 0, sizeof *c);
     c->rows = l->rows;
@@ -23,7 +23,7 @@ dcmc_status dcmci_coupling_init(dcmci_coupling *c, const dcmc_preset *pr, const 
         return DCMC_OK;
     const unsigned planes = 2 * l->samples;
     dcmc_status st = dcmci_net_plan_new(&c->plan, pr, planes, c->cell_rows, c->cell_cols,
-                                       l->bits_stored, threads);
+                                       l->bits_stored, team);
     if (st != DCMC_OK)
         return st;
     c->weight_bytes = dcmci_net_weight_bytes(pr, planes);

@@ -15,6 +15,7 @@ struct dcmc_frame_cipher {
     size_t n, len, frame_bytes; /* pixels per plane, values per frame, bytes per frame */
     uint32_t mask;
     int threads;
+    dcmci_team team;  /* how many of them each region uses (core/team.h) */
     dcmci_coupling coupling;
     uint32_t *v;
     uint32_t *ks;    /* one keystream whole: d encrypting, k decrypting (len values) */
@@ -189,7 +190,8 @@ dcmc_status dcmc_frame_cipher_new(dcmc_frame_cipher **out, const dcmc_key *key,
         goto fail;
     }
     fc->threads = dcmci_threads_resolve(threads);
-    st = dcmci_coupling_init(&fc->coupling, &hdr->preset, &hdr->layout, fc->threads);
+    dcmci_team_init(&fc->team, fc->threads);
+    st = dcmci_coupling_init(&fc->coupling, &hdr->preset, &hdr->layout, &fc->team);
     if (st != DCMC_OK)
         goto fail;
     *out = fc;
@@ -207,8 +209,9 @@ static dcmc_status frame_run(dcmc_frame_cipher *fc, uint32_t index, const uint8_
     if (bytes != fc->frame_bytes)
         return bytes < fc->frame_bytes ? DCMC_ERR_TRUNCATED : DCMC_ERR_ARG;
     const dcmci_ks_frame ks = {fc->prk, index, fc->mask, fc->layout.bits_stored,
-                               fc->standard_layer, fc->threads};
+                               fc->standard_layer, &fc->team};
     dcmc_status st;
+    dcmci_team_frame(&fc->team);
     uint64_t ks_ns = 0;
     uint64_t t0 = dcmci_now_ns();
     dcmci_frame_values(&fc->layout, fc->n, in, fc->v);

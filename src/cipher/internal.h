@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/team.h"
 #include "core/util.h"
 #include "dcmcrypt/dcmcrypt.h"
 
@@ -65,13 +66,14 @@ void dcmci_logistic_fill2(dcmci_logistic *a, uint32_t *oa, dcmci_logistic *b, ui
  * without the standard layer) and the diffusion keystream d, masked to `mask` (= M - 1), and the
  * two chained diffusion passes. Only one of the two streams is held whole (n words in `whole`);
  * the other is generated DCMCI_KS_CHUNK values at a time (in `chunk`) as its pass consumes it,
- * beside the first on a second thread when threads > 1. */
+ * beside the first on a second thread when the team has two. */
 #define DCMCI_KS_CHUNK 16384u
 typedef struct dcmci_ks_frame {
     const uint8_t *prk;
     uint32_t frame, mask;
     unsigned bits;
-    int standard_layer, threads;
+    int standard_layer;
+    dcmci_team *team; /* two threads while the team has them (core/team.h), else one */
 } dcmci_ks_frame;
 /* Encrypting, v <- diffusion of v: the forward pass keyed by k, then the backward pass keyed by
  * d; decrypting, the inverse. Sets *ks_ns to the time of both keystreams and the pass fed piece
@@ -99,7 +101,7 @@ typedef struct dcmci_coupling {
 } dcmci_coupling;
 
 dcmc_status dcmci_coupling_init(dcmci_coupling *c, const dcmc_preset *pr, const dcmc_layout *l,
-                               int threads);
+                               dcmci_team *team);
 void dcmci_coupling_free(dcmci_coupling *c);
 /* Derive the frame's network weights, then run the rounds on the plane-major values v. */
 dcmc_status dcmci_coupling_run(dcmci_coupling *c, const uint8_t prk[32], uint32_t frame,

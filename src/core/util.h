@@ -74,6 +74,8 @@ static inline void dcmci_store32be(uint8_t *p, uint32_t v)
 
 /* Monotonic clock in nanoseconds (timing only, never in the cipher path). */
 uint64_t dcmci_now_ns(void);
+/* CPU time the calling thread has used, in nanoseconds (time it ran, not time it waited). */
+uint64_t dcmci_thread_cpu_ns(void);
 
 /* Threads to use for a request of n (0 = OpenMP default). */
 int dcmci_threads_resolve(int n);

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/team.h"
 #include "nn/kernels.h"
 #include "nn/plan.h"
 
@@ -96,9 +97,40 @@ static inline uint8_t *prow(uint8_t *buf, size_t stride, size_t org, size_t y)
     return buf + (y + 1 - org) * stride; /* frame row y of a padded buffer with origin org */
 }
 
+/* One layer's rows: what computing row y takes (ctx), on thread tid. */
+typedef void (*row_fn)(dcmci_net_plan *p, const void *ctx, size_t y, int tid);
+
+/* Rows [ya, yb) on as many threads as the team gives this region (core/team.h), measured for it.
+ * Rows are handed out 8 at a time, not split in equal halves: on a machine busy with other work
+ * one thread may get half a core, and a static split made the other wait for it at the end of
+ * every layer (2 threads took 54 ms a frame against 35 ms for 1; 28 ms dynamic). */
+static void parallel_rows(dcmci_net_plan *p, size_t ya, size_t yb, row_fn fn, const void *ctx)
+{
+    const int n = dcmci_team_size(p->team);
+    const uint64_t t0 = n > 1 ? dcmci_now_ns() : 0;
+    uint64_t own_ns = 0;
+    size_t own = 0;
+#pragma omp parallel num_threads(n)
+    {
+        const int tid = THREAD_ID();
+        size_t mine = 0;
+#pragma omp for schedule(dynamic, 8) nowait
+        for (size_t y = ya; y < yb; y++) {
+            fn(p, ctx, y, tid);
+            mine++;
+        }
+        if (n > 1 && tid == 0) { /* the calling thread's share, for the team's estimate */
+            own_ns = dcmci_now_ns() - t0;
+            own = mine;
+        }
+    }
+    if (n > 1)
+        dcmci_team_region(p->team, dcmci_now_ns() - t0, own_ns, own, yb - ya);
+}
+
 static void pool_reset(dcmci_net_plan *p)
 {
-    for (int t = 0; t < p->threads; t++) {
+    for (int t = 0; t < p->team->threads; t++) {
         for (unsigned c = 0; c < C; c++) {
             p->pool_sum[t * C + c] = 0;
             p->pool_max[t * C + c] = INT32_MIN;
@@ -106,52 +138,54 @@ static void pool_reset(dcmci_net_plan *p)
     }
 }
 
-/* Output rows [ya, yb) of one convolution. Rows are handed out 8 at a time, not split in equal
- * halves: on a machine busy with other work one thread may get half a core, and a static split
- * made the other wait for it at the end of every layer (2 threads took 54 ms a frame against
- * 35 ms for 1; 28 ms dynamic). The pooled sums and maxima are exact integers: any split, and any
- * band, gives the same result. */
+/* One output row of a convolution. The pooled sums and maxima are exact integers: any split
+ * between threads, and any band, gives the same result. */
+typedef struct conv_run {
+    const conv_job *j;
+    dcmci_conv3x3_row_fn kernel;
+    dcmci_conv3x3_narrow_fn narrow;
+} conv_run;
+
+static void conv_row(dcmci_net_plan *p, const void *ctx, size_t y, int tid)
+{
+    const conv_run *cr = ctx;
+    const conv_job *j = cr->j;
+    const size_t w = p->w, in_stride = (w + 2) * j->cin, stride = (w + 2) * C;
+    int32_t *acc = p->acc + (size_t)tid * w * C;
+    const uint8_t *in = j->in + (y - j->in_org) * in_stride;
+    if (j->epi == EPI_HEAD) /* only `planes` of the 16 outputs are not zero */
+        cr->narrow(in, in_stride, w, j->wp, j->bias, acc, p->planes);
+    else
+        cr->kernel(in, in_stride, w, j->cin, j->wp, j->bias, acc);
+    switch (j->epi) {
+    case EPI_RELU:
+        epi_relu(acc, prow(j->dst, stride, j->dst_org, y) + C, w * C, j->shift);
+        break;
+    case EPI_RESIDUAL:
+        epi_residual(acc, prow(j->dst, stride, j->dst_org, y) + C, w * C, j->shift);
+        break;
+    case EPI_S16: {
+        int16_t *d = p->hh + (y - j->hh_org) * w * C;
+        if (j->pool)
+            epi_s16_pool(acc, d, w, j->shift, p->pool_sum + (size_t)tid * C,
+                         p->pool_max + (size_t)tid * C);
+        else
+            epi_s16(acc, d, w * C, j->shift);
+        break;
+    }
+    case EPI_HEAD:
+        for (unsigned c = 0; c < p->planes / 2; c++)
+            epi_head(acc, j->target.base + c * j->target.pair + y * j->target.row, w, c, j->sign,
+                     p->mask);
+        break;
+    }
+}
+
+/* Output rows [ya, yb) of one convolution. */
 static void run_conv(dcmci_net_plan *p, const conv_job *j, size_t ya, size_t yb)
 {
-    const size_t w = p->w, in_stride = (w + 2) * j->cin, stride = (w + 2) * C;
-    const dcmci_conv3x3_row_fn kernel = dcmci_conv3x3_row_kernel();
-    const dcmci_conv3x3_narrow_fn narrow = dcmci_conv3x3_narrow_kernel();
-    const unsigned shift = j->shift;
-#pragma omp parallel num_threads(p->threads)
-    {
-        const int tid = THREAD_ID();
-        int32_t *acc = p->acc + (size_t)tid * w * C;
-#pragma omp for schedule(dynamic, 8)
-        for (size_t y = ya; y < yb; y++) {
-            const uint8_t *in = j->in + (y - j->in_org) * in_stride;
-            if (j->epi == EPI_HEAD) /* only `planes` of the 16 outputs are not zero */
-                narrow(in, in_stride, w, j->wp, j->bias, acc, p->planes);
-            else
-                kernel(in, in_stride, w, j->cin, j->wp, j->bias, acc);
-            switch (j->epi) {
-            case EPI_RELU:
-                epi_relu(acc, prow(j->dst, stride, j->dst_org, y) + C, w * C, shift);
-                break;
-            case EPI_RESIDUAL:
-                epi_residual(acc, prow(j->dst, stride, j->dst_org, y) + C, w * C, shift);
-                break;
-            case EPI_S16: {
-                int16_t *d = p->hh + (y - j->hh_org) * w * C;
-                if (j->pool)
-                    epi_s16_pool(acc, d, w, shift, p->pool_sum + (size_t)tid * C,
-                                 p->pool_max + (size_t)tid * C);
-                else
-                    epi_s16(acc, d, w * C, shift);
-                break;
-            }
-            case EPI_HEAD:
-                for (unsigned c = 0; c < p->planes / 2; c++)
-                    epi_head(acc, j->target.base + c * j->target.pair + y * j->target.row, w, c,
-                             j->sign, p->mask);
-                break;
-            }
-        }
-    }
+    const conv_run cr = {j, dcmci_conv3x3_row_kernel(), dcmci_conv3x3_narrow_kernel()};
+    parallel_rows(p, ya, yb, conv_row, &cr);
 }
 
 /* Channel attention weights ca[c] (Q8) from the pooled statistics of Hh. */
@@ -162,7 +196,7 @@ static void channel_attention(dcmci_net_plan *p, const block_w *bw, int32_t ca[C
     for (unsigned c = 0; c < C; c++) {
         sum[c] = 0;
         mx[c] = INT32_MIN;
-        for (int t = 0; t < p->threads; t++) {
+        for (int t = 0; t < p->team->threads; t++) {
             sum[c] += p->pool_sum[t * C + c];
             if (p->pool_max[t * C + c] > mx[c])
                 mx[c] = p->pool_max[t * C + c];
@@ -218,6 +252,38 @@ VEC_CLONES static void sa_apply_row(const int16_t *restrict gr, const int32_t *r
     }
 }
 
+/* What the spatial attention's rows need (spatial_attention). */
+typedef struct sa_run {
+    const block_w *bw;
+    const int32_t *ca;
+    size_t y0, ha;
+    uint8_t *dst;
+    size_t dst_org;
+    dcmci_sa_conv_row_fn conv;
+} sa_run;
+
+/* Hh row y (in p->hh from row ha on) to G, and its pooled pair into the map. */
+static void sa_pool(dcmci_net_plan *p, const void *ctx, size_t y, int tid)
+{
+    const sa_run *sr = ctx;
+    const size_t w = p->w, kp = p->kpad, sw = 2 * (w + p->k - 1);
+    (void)tid;
+    sa_pool_row(p->hh + (y - sr->ha) * w * C, sr->ca, w, p->sam + (y + kp - sr->y0) * sw + 2 * kp);
+}
+
+/* Output row y: the 7x7 convolution of the map, and dst += rs(G * sa, 8). */
+static void sa_apply(dcmci_net_plan *p, const void *ctx, size_t y, int tid)
+{
+    const sa_run *sr = ctx;
+    const size_t w = p->w, sw = 2 * (w + p->k - 1), stride = (w + 2) * C;
+    int32_t *acc = p->sarow + (size_t)tid * w;
+    for (size_t x = 0; x < w; x++)
+        acc[x] = sr->bw->bsa;
+    sr->conv(p->sam + (y - sr->y0) * sw, sw, p->k, sr->bw->sa_pair, acc, w);
+    sa_apply_row(p->hh + (y - sr->ha) * w * C, acc, prow(sr->dst, stride, sr->dst_org, y) + C, w,
+                 p->pr.shift_sa);
+}
+
 /* Spatial attention and the residual sum for output rows [y0, y1), Hh rows [ha, he) being in
  * p->hh from row ha on (ha <= y0 - kpad or 0, he >= y1 + kpad or h): dst rows (origin dst_org)
  * become clamp(dst + rs(G * sa, 8)), G = rs(Hh * ca, 8). Hh is overwritten by G. */
@@ -225,28 +291,34 @@ static void spatial_attention(dcmci_net_plan *p, const block_w *bw, const int32_
                               size_t y1, size_t ha, size_t he, uint8_t *dst, size_t dst_org)
 {
     const size_t w = p->w, k = p->k, kp = p->kpad, sw = 2 * (w + k - 1);
-    const size_t stride = (w + 2) * C;
     int16_t *sam = p->sam;
     /* sam row r holds frame row y0 - kpad + r; rows outside the frame are zero. */
     const size_t top = ha + kp - y0, bottom = he + kp - y0, rows = y1 - y0 + k - 1;
     memset(sam, 0, top * sw * sizeof *sam);
     memset(sam + bottom * sw, 0, (rows - bottom) * sw * sizeof *sam);
 
-#pragma omp parallel for num_threads(p->threads) schedule(dynamic, 8)
-    for (size_t y = ha; y < he; y++)
-        sa_pool_row(p->hh + (y - ha) * w * C, ca, w, sam + (y + kp - y0) * sw + 2 * kp);
+    const sa_run sr = {bw, ca, y0, ha, dst, dst_org, dcmci_sa_conv_row_kernel()};
+    parallel_rows(p, ha, he, sa_pool, &sr);
+    parallel_rows(p, y0, y1, sa_apply, &sr);
+}
 
-#pragma omp parallel num_threads(p->threads)
-    {
-        int32_t *acc = p->sarow + (size_t)THREAD_ID() * w;
-        const dcmci_sa_conv_row_fn conv = dcmci_sa_conv_row_kernel();
-#pragma omp for schedule(dynamic, 8)
-        for (size_t y = y0; y < y1; y++) {
-            for (size_t x = 0; x < w; x++)
-                acc[x] = bw->bsa;
-            conv(sam + (y - y0) * sw, sw, k, bw->sa_pair, acc, w);
-            sa_apply_row(p->hh + (y - ha) * w * C, acc, prow(dst, stride, dst_org, y) + C, w,
-                         p->pr.shift_sa);
+typedef struct quant_run {
+    const dcmci_net_io *in;
+    size_t y0;
+} quant_run;
+
+static void quantize_row(dcmci_net_plan *p, const void *ctx, size_t y, int tid)
+{
+    const quant_run *q = ctx;
+    const size_t w = p->w, ci = p->cin_pad, stride = (w + 2) * ci;
+    uint8_t *d = prow(p->x0, stride, q->y0, y) + ci;
+    (void)tid;
+    for (unsigned s = 0; s < p->planes / 2; s++) {
+        const uint32_t *row = q->in->base + s * q->in->pair + y * q->in->row;
+        uint8_t *ds = d + (size_t)2 * s;
+        for (size_t x = 0; x < w; x++) {
+            ds[x * ci] = quant_in(row[2 * x], p->bits);
+            ds[x * ci + 1] = quant_in(row[2 * x + 1], p->bits);
         }
     }
 }
@@ -255,24 +327,14 @@ static void spatial_attention(dcmci_net_plan *p, const block_w *bw, const int32_
  * stay zero. The planes of a pair lie interleaved in the caller's rows (dcmci_net_io). */
 static void quantize_rows(dcmci_net_plan *p, const dcmci_net_io *in, size_t y0, size_t y1)
 {
-    const size_t w = p->w, ci = p->cin_pad, stride = (w + 2) * ci;
+    const size_t stride = (p->w + 2) * p->cin_pad;
     const size_t a = y0 > 0 ? y0 - 1 : 0, b = y1 < p->h ? y1 + 1 : p->h;
     if (y0 == 0)
         memset(p->x0, 0, stride);
     if (y1 == p->h)
         memset(prow(p->x0, stride, y0, y1), 0, stride);
-#pragma omp parallel for num_threads(p->threads) schedule(dynamic, 8)
-    for (size_t y = a; y < b; y++) {
-        uint8_t *d = prow(p->x0, stride, y0, y) + ci;
-        for (unsigned s = 0; s < p->planes / 2; s++) {
-            const uint32_t *r = in->base + s * in->pair + y * in->row;
-            uint8_t *ds = d + (size_t)2 * s;
-            for (size_t x = 0; x < w; x++) {
-                ds[x * ci] = quant_in(r[2 * x], p->bits);
-                ds[x * ci + 1] = quant_in(r[2 * x + 1], p->bits);
-            }
-        }
-    }
+    const quant_run q = {in, y0};
+    parallel_rows(p, a, b, quantize_row, &q);
 }
 
 /* Rows [ha - 1, he + 1) of the block's first convolution, relu(conv(T)), into u (origin ha):

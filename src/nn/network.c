@@ -87,13 +87,13 @@ static size_t net_band_rows(size_t h, size_t w, unsigned kpad)
 }
 
 dcmc_status dcmci_net_plan_new(dcmci_net_plan **out, const dcmc_preset *preset, unsigned planes,
-                              size_t h, size_t w, unsigned bits, int threads)
+                              size_t h, size_t w, unsigned bits, dcmci_team *team)
 {
     if (out == NULL)
         return DCMC_ERR_ARG;
     *out = NULL;
     if (preset == NULL || planes < 1 || 2 * planes > 16 || h == 0 || w == 0 || bits < 1 ||
-        bits > 32 || threads < 1)
+        bits > 32 || team == NULL || team->threads < 1)
         return DCMC_ERR_ARG;
     dcmc_status st = dcmc_preset_check(preset);
     if (st != DCMC_OK)
@@ -112,7 +112,8 @@ dcmc_status dcmci_net_plan_new(dcmci_net_plan **out, const dcmc_preset *preset, 
     p->kpad = (preset->sa_kernel - 1) / 2;
     p->h = h;
     p->w = w;
-    p->threads = threads;
+    p->team = team;
+    const int threads = team->threads;
     p->mask = bits >= 32 ? 0xFFFFFFFFu : ((uint32_t)1 << bits) - 1;
 
     p->band = net_band_rows(h, w, p->kpad);

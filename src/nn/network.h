@@ -11,14 +11,16 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/team.h"
 #include "dcmcrypt/dcmcrypt.h"
 
 typedef struct dcmci_net_plan dcmci_net_plan;
 
 /* A plan for networks of `preset` on `planes` input (and output) planes of h x w values of
- * `bits` bits, run on `threads` threads (>= 1). */
+ * `bits` bits, run on up to team->threads threads (>= 1), as many as the team says for each
+ * region (core/team.h). The team is borrowed and must outlive the plan. */
 dcmc_status dcmci_net_plan_new(dcmci_net_plan **out, const dcmc_preset *preset, unsigned planes,
-                              size_t h, size_t w, unsigned bits, int threads);
+                              size_t h, size_t w, unsigned bits, dcmci_team *team);
 void dcmci_net_plan_free(dcmci_net_plan *p);
 
 /* Bytes of weight stream all 2*rounds networks consume (section 6). */

@@ -11,12 +11,9 @@
 #include "core/util.h"
 #include "nn/network.h"
 
-#ifdef DCMC_HAVE_OPENMP
-#include <omp.h>
-#define THREAD_ID() omp_get_thread_num()
-#else
-#define THREAD_ID() 0
-#endif
+#include "core/team.h"
+
+#define THREAD_ID() dcmci_thread_id()
 
 /* The integer loops of forward.c (epilogues, attention) are written once in C, which is their scalar
  * reference; on x86-64 the compiler also builds an AVX-512 (x86-64-v4: F, BW, DQ, VL) and an AVX2
@@ -57,7 +54,7 @@ struct dcmci_net_plan {
     unsigned planes, cin_pad, bits, hid, k, kpad;
     size_t h, w;
     size_t band;        /* rows per band; h: the whole frame at once */
-    int threads;
+    dcmci_team *team;   /* borrowed (the frame cipher's): threads for each region, at most ->threads */
     uint32_t mask;
     /* Padded buffers ((w + 2) pixels a row, zero border) hold frame rows from an origin row on:
      * frame row y at buffer row y - origin + 1. Only t always holds the whole frame. */
