@@ -23,8 +23,7 @@ DcmTagKey block_key(int block, Uint8 elem)
 int free_block(DcmDataset *ds)
 {
     bool used[256] = {false};
-    for (unsigned long i = 0; i < ds->card(); i++) {
-        DcmObject *obj = ds->getElement(i);
+    for (DcmElement *obj : elements_of(ds)) {
         const DcmTagKey k = obj->getTag();
         if (k.getGroup() != kGroup)
             continue;
@@ -99,11 +98,8 @@ int find_block(DcmItem *ds)
     /* One walk over the data set's elements, which DCMTK keeps in tag order: the first creator
      * (0011,0010-00FF) holding ours is the block, as a lookup of each of the 240 tags in turn
      * would find, without searching the data set 240 times. */
-    const unsigned long n = ds->card();
-    for (unsigned long i = 0; i < n; i++) {
-        DcmElement *el = ds->getElement(i);
-        if (el == nullptr)
-            continue;
+    for (DcmObject *o = ds->nextInContainer(nullptr); o != nullptr; o = ds->nextInContainer(o)) {
+        auto *el = OFstatic_cast(DcmElement *, o);
         const DcmTagKey k = el->getTag();
         if (k.getGroup() > kGroup)
             break;

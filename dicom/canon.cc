@@ -64,8 +64,8 @@ void feed_bytes(EVP_MD_CTX *c, DcmElement *el)
 void feed_item(EVP_MD_CTX *c, DcmItem *item)
 {
     feed_u32(c, (Uint32)item->card());
-    for (unsigned long i = 0; i < item->card(); i++)
-        feed_element(c, item->getElement(i));
+    for (DcmElement *el : elements_of(item))
+        feed_element(c, el);
 }
 
 /* NOLINTNEXTLINE(misc-no-recursion): one level per sequence; the pre-scan bounds nesting at 64 */

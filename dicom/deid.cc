@@ -375,8 +375,8 @@ void Walker::unlisted(DcmElement *el, bool cleaning)
 void Walker::remove_private(DcmItem *item)
 {
     std::map<std::pair<Uint16, Uint16>, std::string> creators;
-    for (unsigned long i = 0; i < item->card(); i++) {
-        DcmElement *el = item->getElement(i);
+    const std::vector<DcmElement *> all = elements_of(item);
+    for (DcmElement *el : all) {
         if ((el->getGTag() & 1) && el->getETag() >= 0x10 && el->getETag() <= 0xFF) {
             std::string c = value_of(el);
             c.erase(c.find_last_not_of(" \0", std::string::npos, 2) + 1);
@@ -384,8 +384,8 @@ void Walker::remove_private(DcmItem *item)
         }
     }
     const bool safe_option = (ctx.options & DCMC_DEID_SAFE_PRIVATE) != 0;
-    for (unsigned long i = item->card(); i-- > 0;) {
-        DcmElement *el = item->getElement(i);
+    for (auto it = all.rbegin(); it != all.rend(); ++it) {
+        DcmElement *el = *it;
         const Uint16 g = el->getGTag(), e = el->getETag();
         const bool data = e >= 0x1000, creator = e >= 0x10 && e <= 0xFF;
         if (!(g & 1))
@@ -411,8 +411,9 @@ void Walker::remove_private(DcmItem *item)
 void Walker::remove_graphics(DcmItem *item)
 {
     std::set<Uint16> groups;
-    for (unsigned long i = 0; i < item->card(); i++) {
-        const DcmTagKey k = item->getElement(i)->getTag();
+    const std::vector<DcmElement *> all = elements_of(item);
+    for (DcmElement *el : all) {
+        const DcmTagKey k = el->getTag();
         const bool data = repeating_group(k.getGroup()) &&
                           ((k.getGroup() & 0xFF00u) == 0x5000 || k.getElement() == 0x3000);
         const DeidRow *row = data ? find_row(k) : nullptr;
@@ -420,9 +421,9 @@ void Walker::remove_graphics(DcmItem *item)
         if (act == Act::Remove || act == Act::Clean)
             groups.insert(k.getGroup());
     }
-    for (unsigned long i = item->card(); i-- > 0;)
-        if (groups.count(item->getElement(i)->getGTag()))
-            delete item->remove(item->getElement(i));
+    for (DcmElement *el : all)
+        if (groups.count(el->getGTag()))
+            delete item->remove(el);
 }
 
 bool untouchable(const DcmTagKey &k)
@@ -436,8 +437,9 @@ void Walker::walk(DcmItem *item, bool cleaning)
 {
     remove_private(item);
     remove_graphics(item);
-    for (unsigned long i = item->card(); i-- > 0;) {
-        DcmElement *el = item->getElement(i);
+    const std::vector<DcmElement *> all = elements_of(item);
+    for (auto it = all.rbegin(); it != all.rend(); ++it) {
+        DcmElement *el = *it;
         if (untouchable(el->getTag()))
             continue;
         if (const DeidRow *row = find_row(el->getTag()))
@@ -461,8 +463,7 @@ std::vector<std::string> identifying_values(DcmDataset *ds)
     for (std::vector<DcmItem *> todo{ds}; !todo.empty();) {
         DcmItem *item = todo.back();
         todo.pop_back();
-        for (unsigned long i = 0; i < item->card(); i++) {
-            DcmElement *el = item->getElement(i);
+        for (DcmElement *el : elements_of(item)) {
             const DcmTagKey k = el->getTag();
             if (el->ident() == EVR_SQ && k != DCM_EncryptedAttributesSequence) {
                 auto *sq = OFstatic_cast(DcmSequenceOfItems *, el);

@@ -195,8 +195,7 @@ void shift_times(DcmItem *top, long secs)
     while (!todo.empty()) {
         DcmItem *item = todo.back();
         todo.pop_back();
-        for (unsigned long i = 0; i < item->card(); i++) {
-            DcmElement *el = item->getElement(i);
+        for (DcmElement *el : elements_of(item)) {
             if (el->ident() == EVR_SQ) {
                 auto *sq = OFstatic_cast(DcmSequenceOfItems *, el);
                 for (unsigned long j = 0; j < sq->card(); j++)

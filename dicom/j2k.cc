@@ -221,10 +221,7 @@ bool single_frame_class(const std::string &sop)
 /* Private creators read as UN (implicit VR, unknown to DCMTK's dictionary) become LO. */
 void private_creators_as_lo(DcmDataset *ds)
 {
-    for (unsigned long i = 0; i < ds->card(); i++) {
-        DcmElement *el = ds->getElement(i);
-        if (!el)
-            continue;
+    for (DcmElement *el : elements_of(ds)) { /* each replaced at most once, by itself */
         const DcmTagKey k = el->getTag();
         if (el->getVR() != EVR_UN || k.getGroup() % 2 == 0 || k.getElement() < 0x10 ||
             k.getElement() > 0xFF)

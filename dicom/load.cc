@@ -63,6 +63,15 @@ bool host_little_endian()
     return *reinterpret_cast<const Uint8 *>(&one) == 1;
 }
 
+std::vector<DcmElement *> elements_of(DcmItem *item)
+{
+    std::vector<DcmElement *> out;
+    out.reserve(item->card());
+    for (DcmObject *o = item->nextInContainer(nullptr); o != nullptr; o = item->nextInContainer(o))
+        out.push_back(OFstatic_cast(DcmElement *, o));
+    return out;
+}
+
 std::string get_string(DcmItem *ds, const DcmTagKey &key)
 {
     return parsing("an attribute value", [&] {

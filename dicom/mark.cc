@@ -131,8 +131,7 @@ void map_element(DcmElement *el, const uint8_t uid_key[32])
 /* NOLINTNEXTLINE(misc-no-recursion): one level per sequence; the pre-scan bounds nesting at 64 */
 void map_item(DcmItem *item, const uint8_t uid_key[32])
 {
-    for (unsigned long i = 0; i < item->card(); i++) {
-        DcmElement *el = item->getElement(i);
+    for (DcmElement *el : elements_of(item)) {
         if (el->ident() == EVR_SQ) {
             auto *sq = OFstatic_cast(DcmSequenceOfItems *, el);
             for (unsigned long j = 0; j < sq->card(); j++)
@@ -148,8 +147,7 @@ void map_item(DcmItem *item, const uint8_t uid_key[32])
 /* NOLINTNEXTLINE(misc-no-recursion): one level per sequence; the pre-scan bounds nesting at 64 */
 void remove_private(DcmItem *item)
 {
-    for (unsigned long i = item->card(); i-- > 0;) {
-        DcmElement *el = item->getElement(i);
+    for (DcmElement *el : elements_of(item)) {
         if (el->getTag().isPrivate() || el->getTag().isPrivateReservation()) {
             delete item->remove(el);
             continue;
@@ -197,9 +195,8 @@ void add_missing_sop_uid(DcmDataset *ds)
 /* Overlay bitmaps are blanked, not removed: the Overlay Plane module stays complete. */
 void blank_overlays(DcmDataset *ds)
 {
-    for (unsigned long i = 0; i < ds->card(); i++) {
-        DcmElement *el = ds->getElement(i);
-        if (el && is_overlay_data(el->getTag())) {
+    for (DcmElement *el : elements_of(ds)) {
+        if (is_overlay_data(el->getTag())) {
             std::vector<Uint8> zero(el->getLength(), 0);
             if (el->getVR() == EVR_OW)
                 el->putUint16Array(reinterpret_cast<const Uint16 *>(zero.data()), zero.size() / 2);
@@ -283,8 +280,7 @@ void replace_windows(DcmItem *item, const dcmc_layout &l, Rescale r)
     item->findAndDeleteElement(DCM_VOILUTSequence);
     if (item->tagExists(DCM_WindowCenter) || item->tagExists(DCM_WindowWidth))
         put_cipher_window(item, l, r);
-    for (unsigned long i = 0; i < item->card(); i++) {
-        DcmElement *el = item->getElement(i);
+    for (DcmElement *el : elements_of(item)) {
         if (el->ident() != EVR_SQ)
             continue;
         auto *sq = OFstatic_cast(DcmSequenceOfItems *, el);

@@ -15,6 +15,8 @@
 #include "dcmtk/dcmdata/dcostrmb.h"
 
 #include <cstring>
+#include <map>
+#include <set>
 
 namespace dcmci {
 
@@ -93,25 +95,31 @@ std::vector<DcmTagKey> changed_tags(DcmDataset &a, DcmDataset *b)
 {
     std::vector<DcmTagKey> out;
     auto skip = [](const DcmTagKey &k) { return k == DCM_PixelData || k.getElement() == 0; };
-    for (unsigned long i = 0; i < a.card(); i++) {
-        DcmElement *x = a.getElement(i);
+    /* One walk over each data set and a map, not a search of b for every element of a. */
+    std::map<Uint32, DcmElement *> in_b;
+    const std::vector<DcmElement *> all_b = elements_of(b);
+    for (DcmElement *y : all_b)
+        in_b.emplace(tag32(y->getTag()), y);
+    std::set<Uint32> in_a;
+    for (DcmElement *x : elements_of(&a)) {
         const DcmTagKey k = x->getTag();
-        DcmElement *y = nullptr;
+        in_a.insert(tag32(k));
         if (skip(k))
             continue;
-        if (b->findAndGetElement(k, y).bad() || !y) {
+        const auto y = in_b.find(tag32(k));
+        if (y == in_b.end()) {
             out.push_back(k);
             continue;
         }
         Uint8 dx[32], dy[32];
         element_digest(x, dx);
-        element_digest(y, dy);
+        element_digest(y->second, dy);
         if (memcmp(dx, dy, sizeof dx) != 0)
             out.push_back(k);
     }
-    for (unsigned long i = 0; i < b->card(); i++) {
-        const DcmTagKey k = b->getElement(i)->getTag();
-        if (!skip(k) && !a.tagExists(k))
+    for (DcmElement *y : all_b) {
+        const DcmTagKey k = y->getTag();
+        if (!skip(k) && in_a.count(tag32(k)) == 0)
             out.push_back(k);
     }
     return out;
@@ -329,11 +337,9 @@ void restore(DcmDataset *ds, const Uint8 *p, size_t n, std::string &ts_uid, Pixe
     } else {
         for (const DcmTagKey &k : kTouchedV1)
             ds->findAndDeleteElement(k);
-        for (unsigned long i = ds->card(); i-- > 0;) {
-            DcmElement *el = ds->getElement(i);
-            if (el && is_overlay_data(el->getTag()))
+        for (DcmElement *el : elements_of(ds))
+            if (is_overlay_data(el->getTag()))
                 delete ds->remove(el);
-        }
     }
     while (prot.card() > 0) {
         DcmElement *el = prot.remove((unsigned long)0);

@@ -53,17 +53,14 @@ namespace {
 bool dcmtk_encode(DcmDataset *ds, E_TransferSyntax t, const DcmRepresentationParameter *rp)
 {
     DcmDataset before;
-    for (unsigned long i = 0; i < ds->card(); i++) {
-        DcmElement *el = ds->getElement(i);
-        if (el && el->getTag() != DCM_PixelData)
+    for (DcmElement *el : elements_of(ds)) {
+        if (el->getTag() != DCM_PixelData)
             before.insert(OFstatic_cast(DcmElement *, el->clone()), OFTrue);
     }
     const bool ok = ds->chooseRepresentation(t, rp).good() && ds->canWriteXfer(t);
-    for (unsigned long i = ds->card(); i-- > 0;) {
-        DcmElement *el = ds->getElement(i);
-        if (el && el->getTag() != DCM_PixelData && !before.tagExists(el->getTag()))
+    for (DcmElement *el : elements_of(ds))
+        if (el->getTag() != DCM_PixelData && !before.tagExists(el->getTag()))
             delete ds->remove(el);
-    }
     while (before.card() > 0) {
         DcmElement *el = before.remove((unsigned long)0);
         if (el)
