@@ -129,7 +129,8 @@ void batch_items_free(batch *b);
  * or an exit code. */
 int batch_keys_setup(batch *b);
 /* The key for an encrypted file (its header's salt), or for the run's own encryption. */
-dcmc_status batch_file_key(batch *b, const char *path, dcmc_key *key, char *msg, size_t len);
+dcmc_status batch_file_key(batch *b, const char *path, dcmc_dicom_object *obj, dcmc_key *key,
+                           char *msg, size_t len);
 dcmc_status batch_own_key(batch *b, dcmc_key *key, char *msg, size_t len);
 void batch_keys_free(batch *b);
 

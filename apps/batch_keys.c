@@ -96,14 +96,17 @@ static dcmc_status key_for(batch *b, const dcmc_kdf *kdf, uint64_t max_mib, dcmc
 }
 
 /* The key an encrypted file needs. Only a passphrase needs the file's header (its salt), so a
- * key file's key costs no extra read of the object. The header is not authenticated before the
- * key is known: its scrypt cost is bounded by --scrypt-max-mib. */
-dcmc_status batch_file_key(batch *b, const char *path, dcmc_key *key, char *msg, size_t len)
+ * key file's key costs no extra read of the object; with obj (the file's parse, or NULL) not even
+ * a passphrase's. The header is not authenticated before the key is known: its scrypt cost is
+ * bounded by --scrypt-max-mib. */
+dcmc_status batch_file_key(batch *b, const char *path, dcmc_dicom_object *obj, dcmc_key *key,
+                           char *msg, size_t len)
 {
     if (b->secret.have_key)
         return key_for(b, NULL, 0, key, msg, len);
     dcmc_header hdr;
-    dcmc_status st = dcmc_dicom_peek(path, &hdr, msg, len);
+    dcmc_status st = obj ? dcmc_dicom_object_peek(obj, &hdr, msg, len)
+                         : dcmc_dicom_peek(path, &hdr, msg, len);
     return st != DCMC_OK ? st : key_for(b, &hdr.kdf, b->c->scrypt_max_mib, key, msg, len);
 }
 

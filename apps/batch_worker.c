@@ -33,13 +33,20 @@ static int looks_like_dicom(const char *path)
     return g_le == 0x0008 || g_le == 0x0002 || g_be == 0x0008;
 }
 
-static int classify(const char *path, dcmc_dicom_probe_info *pi, char *msg, size_t len)
+/* What the worker knows of one input: what it is, and its parse, which converts it without
+ * reading it again (one parse per file). */
+typedef struct input {
+    dcmc_dicom_probe_info pi;
+    dcmc_dicom_object *obj; /* NULL unless DCMTK parsed the file */
+} input;
+
+static int classify(const char *path, input *ip, char *msg, size_t len)
 {
     if (!looks_like_dicom(path))
         return K_OTHER;
-    if (dcmc_dicom_probe(path, 0, pi, msg, len) != DCMC_OK)
+    if (dcmc_dicom_open(path, &ip->obj, &ip->pi, msg, len) != DCMC_OK)
         return K_BROKEN;
-    switch (pi->kind) {
+    switch (ip->pi.kind) {
     case DCMC_DICOM_IMAGE:
         return K_IMAGE;
     case DCMC_DICOM_ENCRYPTED:
@@ -73,7 +80,7 @@ static int output_done(batch *b, int action, const char *in,
                 (dcmc_uid_map(b->uid_key, pin->sop_instance_uid, want) == DCMC_OK &&
                  !strcmp(po.sop_instance_uid, want)));
     dcmc_key key;
-    if (batch_file_key(b, out, &key, msg, sizeof msg) != DCMC_OK)
+    if (batch_file_key(b, out, NULL, &key, msg, sizeof msg) != DCMC_OK)
         return 0;
     int ok = dcmc_dicom_verify(out, &key, uid, msg, sizeof msg) == DCMC_OK;
     dcmc_wipe(&key, sizeof key);
@@ -84,10 +91,11 @@ static int output_done(batch *b, int action, const char *in,
     return ok;
 }
 
-/* arg: the input's probe (what it is decides how it is converted). */
+/* arg: the input (what it is decides how it is converted; its parse is used up). */
 static int convert(batch *b, const char *in, const char *tmp, outcome *o, void *arg)
 {
-    const int kind = ((const dcmc_dicom_probe_info *)arg)->kind;
+    input *ip = arg;
+    const int kind = ip->pi.kind;
     char *msg = o->reason;
     const size_t len = sizeof o->reason;
     dcmc_dicom_info info;
@@ -106,14 +114,14 @@ static int convert(batch *b, const char *in, const char *tmp, outcome *o, void *
         st = batch_own_key(b, &key, msg, len);
         const dcmc_dicom_options dopt = cli_dicom_options(b->c, &b->secret);
         if (st == DCMC_OK)
-            st = dcmc_dicom_encrypt(in, tmp, &key, kdf, b->uid_key, &opt, &dopt, &info, msg,
-                                    len);
+            st = dcmc_dicom_object_encrypt(ip->obj, tmp, &key, kdf, b->uid_key, &opt, &dopt,
+                                           &info, msg, len);
         dcmc_wipe(&key, sizeof key);
     } else {
         dcmc_key key;
-        st = batch_file_key(b, in, &key, msg, len);
+        st = batch_file_key(b, in, ip->obj, &key, msg, len);
         if (st == DCMC_OK)
-            st = dcmc_dicom_decrypt(in, tmp, &key, opt.threads, &info, msg, len);
+            st = dcmc_dicom_object_decrypt(ip->obj, tmp, &key, opt.threads, &info, msg, len);
         dcmc_wipe(&key, sizeof key);
     }
     if (st != DCMC_OK) { /* DCMC_ERR_INTERNAL too: the file fails, the run goes on */
@@ -132,8 +140,7 @@ static int copy_into(batch *b, const char *in, const char *tmp, outcome *o, void
 
 
 /* What to do with item `it` (kind *kind): the action, with the reason the report gives. */
-static int decide(const item *it, int encrypt, const char *in, dcmc_dicom_probe_info *pi,
-                  int *kind, outcome *o)
+static int decide(const item *it, int encrypt, const char *in, input *ip, int *kind, outcome *o)
 {
     *kind = K_SPECIAL;
     if (it->err) {
@@ -145,7 +152,7 @@ static int decide(const item *it, int encrypt, const char *in, dcmc_dicom_probe_
                  it->note ? it->note : "not a regular file: left out");
         return A_IGNORE;
     }
-    *kind = classify(in, pi, o->reason, sizeof o->reason);
+    *kind = classify(in, ip, o->reason, sizeof o->reason);
     const char *why = "";
     int action = A_COPY;
     switch (*kind) {
@@ -177,8 +184,8 @@ static int decide(const item *it, int encrypt, const char *in, dcmc_dicom_probe_
 }
 
 /* Convert or copy `in` (item it) into its output, unless the output exists and verifies. */
-static void write_one(batch *b, int slot, const item *it, int action, const char *in,
-                      const dcmc_dicom_probe_info *pi, outcome *o)
+static void write_one(batch *b, int slot, const item *it, int action, const char *in, input *ip,
+                      outcome *o)
 {
     char why[sizeof o->reason], dir[PATH_MAX], out[PATH_MAX];
     snprintf(why, sizeof why, "%s", o->reason);
@@ -193,18 +200,18 @@ static void write_one(batch *b, int slot, const item *it, int action, const char
         o->status = S_FAILED;
         snprintf(o->reason, sizeof o->reason, "path too long");
     } else if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode) &&
-               output_done(b, action, in, pi, out)) {
+               output_done(b, action, in, &ip->pi, out)) {
         /* Not through a link: one at the output's name is replaced below, never read. */
         o->status = S_SKIPPED;
         snprintf(o->reason, sizeof o->reason, "output exists and verifies");
         o->out_bytes = (uint64_t)st.st_size;
     } else {
         const target to = {dirfd, dir, name, it->mode & ~b->umask, 0, 1, it->size};
-        if (batch_produce(b, slot, &to, in, action == A_COPY ? copy_into : convert, (void *)pi, o) !=
-            0) {
+        if (batch_produce(b, slot, &to, in, action == A_COPY ? copy_into : convert, ip, o) != 0) {
             o->status = S_FAILED;
         } else {
-            const int header = pi->kind == DCMC_DICOM_NO_PIXELS || pi->kind == DCMC_DICOM_PROTECTED;
+            const int header =
+                ip->pi.kind == DCMC_DICOM_NO_PIXELS || ip->pi.kind == DCMC_DICOM_PROTECTED;
             o->status = action == A_COPY ? S_COPIED : header ? S_HEADER : S_CONVERTED;
             snprintf(o->reason, sizeof o->reason, "%s", why);
         }
@@ -220,8 +227,8 @@ static void process(batch *b, int slot, size_t idx)
     char in[PATH_MAX];
     outcome o;
     memset(&o, 0, sizeof o);
-    dcmc_dicom_probe_info pi;
-    memset(&pi, 0, sizeof pi);
+    input ip;
+    memset(&ip, 0, sizeof ip);
     if (batch_join(in, sizeof in, b->in_root, it->rel) != 0) {
         o.status = S_FAILED;
         snprintf(o.reason, sizeof o.reason, "path too long");
@@ -229,7 +236,11 @@ static void process(batch *b, int slot, size_t idx)
         return;
     }
     int kind;
-    const int action = decide(it, b->c->encrypt, in, &pi, &kind, &o);
+    const int action = decide(it, b->c->encrypt, in, &ip, &kind, &o);
+    if (action != A_CONVERT || (kind != K_IMAGE && kind != K_ENCRYPTED)) {
+        dcmc_dicom_close(ip.obj); /* only an image's conversion uses the parse */
+        ip.obj = NULL;
+    }
     o.status = action == A_FAIL ? S_FAILED : action == A_IGNORE ? S_SKIPPED : S_DEFERRED;
     if (action == A_DEFER) {
         pthread_mutex_lock(&b->mu);
@@ -243,7 +254,8 @@ static void process(batch *b, int slot, size_t idx)
         return;
     }
     if (action == A_CONVERT || action == A_COPY)
-        write_one(b, slot, it, action, in, &pi, &o);
+        write_one(b, slot, it, action, in, &ip, &o);
+    dcmc_dicom_close(ip.obj);
     batch_record(b, it, kind, &o, (batch_now() - t0) * 1e3);
 }
 

@@ -115,6 +115,89 @@ extern "C" dcmc_status dcmc_dicom_probe(const char *in, int full, dcmc_dicom_pro
     return guard(msg, msg_len, [&] { probe(in, full != 0, info); });
 }
 
+/* The parse of one file, kept between the calls of dcmc_dicom_open's family. */
+struct dcmc_dicom_object {
+    std::string path;
+    std::unique_ptr<Loaded> L; /* null once a conversion took it */
+};
+
+extern "C" dcmc_status dcmc_dicom_open(const char *in, dcmc_dicom_object **obj,
+                                       dcmc_dicom_probe_info *info, char *msg, size_t msg_len)
+{
+    if (obj)
+        *obj = nullptr;
+    if (!in || !obj || !info)
+        return DCMC_ERR_ARG;
+    memset(info, 0, sizeof *info);
+    return guard(msg, msg_len, [&] {
+        init_once();
+        auto o = std::make_unique<dcmc_dicom_object>();
+        o->path = in;
+        o->L = std::make_unique<Loaded>();
+        load(in, *o->L, false, 4096); /* as dcmc_dicom_probe(in, 0) */
+        classify(*o->L, info);
+        *obj = o.release();
+    });
+}
+
+/* The object's parse, or DCMC_ERR_ARG (with a message) when there is none left. */
+static dcmc_status object_usable(const dcmc_dicom_object *obj, char *msg, size_t msg_len)
+{
+    if (!obj)
+        return DCMC_ERR_ARG;
+    if (!obj->L) {
+        if (msg && msg_len)
+            snprintf(msg, msg_len, "%s: already converted; open it again", obj->path.c_str());
+        return DCMC_ERR_ARG;
+    }
+    return DCMC_OK;
+}
+
+extern "C" dcmc_status dcmc_dicom_object_peek(dcmc_dicom_object *obj, dcmc_header *hdr, char *msg,
+                                              size_t msg_len)
+{
+    const dcmc_status st = object_usable(obj, msg, msg_len);
+    if (st != DCMC_OK || !hdr)
+        return st != DCMC_OK ? st : DCMC_ERR_ARG;
+    return guard(msg, msg_len, [&] { peek(obj->path.c_str(), hdr, obj->L.get()); });
+}
+
+extern "C" dcmc_status dcmc_dicom_object_encrypt(dcmc_dicom_object *obj, const char *out,
+                                                 const dcmc_key *key, const dcmc_kdf *kdf,
+                                                 const uint8_t uid_key[32],
+                                                 const dcmc_options *opt,
+                                                 const dcmc_dicom_options *dopt,
+                                                 dcmc_dicom_info *info, char *msg, size_t msg_len)
+{
+    const dcmc_status st = object_usable(obj, msg, msg_len);
+    if (st != DCMC_OK)
+        return st;
+    if (!out || !key || !uid_key || (dopt && dopt->n_recipients && !dopt->recipients))
+        return DCMC_ERR_ARG;
+    return guard(msg, msg_len, [&] {
+        encrypt(obj->path.c_str(), out, key, kdf, uid_key, opt, dopt, info, std::move(obj->L));
+    });
+}
+
+extern "C" dcmc_status dcmc_dicom_object_decrypt(dcmc_dicom_object *obj, const char *out,
+                                                 const dcmc_key *key, int threads,
+                                                 dcmc_dicom_info *info, char *msg, size_t msg_len)
+{
+    const dcmc_status st = object_usable(obj, msg, msg_len);
+    if (st != DCMC_OK)
+        return st;
+    if (!out || !key)
+        return DCMC_ERR_ARG;
+    return guard(msg, msg_len, [&] {
+        decrypt(obj->path.c_str(), out, key, threads, info, std::move(obj->L));
+    });
+}
+
+extern "C" void dcmc_dicom_close(dcmc_dicom_object *obj)
+{
+    delete obj;
+}
+
 extern "C" dcmc_status dcmc_dicomdir_refs(const char *in, char ***refs, size_t *n, char *msg,
                                           size_t msg_len)
 {

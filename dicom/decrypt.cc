@@ -15,7 +15,8 @@ namespace {
 /* An encrypted object, its header, payload and encrypted pixels, checked for what can be
  * checked without the key. */
 struct Encrypted {
-    Loaded L;
+    std::unique_ptr<Loaded> owned; /* the parse: the caller's (dcmc_dicom_open), or load_encrypted's */
+    Loaded &L() const { return *owned; }
     dcmc_header hdr;
     std::vector<Uint8> payload;
     Pixels px;
@@ -28,18 +29,21 @@ struct Encrypted {
 bool stream_this(const Encrypted &E, bool may_stream)
 {
     const dcmc_layout &l = E.hdr.layout;
-    return may_stream && stream_allowed() && E.reencoded.empty() && streamable_input(E.L) &&
+    return may_stream && stream_allowed() && E.reencoded.empty() && streamable_input(E.L()) &&
            l.bits_allocated != 1 && stream_worth(image_bytes(l, E.hdr.frames));
 }
 
 void load_encrypted(const char *in, Encrypted &E, bool may_stream)
 {
-    Loaded &L = E.L;
     dcmc_header &hdr = E.hdr;
     init_once();
     if (!host_little_endian())
         fail(DCMC_ERR_UNSUPPORTED, "big-endian hosts are not supported");
-    load(in, L, false);
+    if (!E.owned) {
+        E.owned = std::make_unique<Loaded>();
+        load(in, *E.owned, false);
+    }
+    Loaded &L = E.L();
     DcmDataset *ds = L.ds;
     read_block(ds, hdr, &E.payload, in);
     if (!ds->tagExists(DCM_PixelData))
@@ -109,8 +113,8 @@ void decrypt_pixels(Encrypted &E, const dcmc_key *key, int threads, std::string 
         refuse(E, st, in);
     try {
         /* Our block first: the originals may hold a vendor block in the slot it took. */
-        delete_block(E.L.ds);
-        restore(E.L.ds, attrs, alen, ts, E.px, in);
+        delete_block(E.L().ds);
+        restore(E.L().ds, attrs, alen, ts, E.px, in);
     } catch (...) {
         dcmc_free(attrs, alen);
         throw;
@@ -169,7 +173,7 @@ void decrypt_streamed_frames(Encrypted &E, dcmc_image_stream *s, FrameFile &tmp,
 bool decrypt_streamed(Encrypted &E, const char *out, const dcmc_key *key, int threads,
                       dcmc_dicom_info *info, uint64_t t0, const char *in)
 {
-    DcmDataset *ds = E.L.ds;
+    DcmDataset *ds = E.L().ds;
     FrameFile tmp;
     if (!tmp.open_near(out))
         return false;
@@ -194,7 +198,7 @@ bool decrypt_streamed(Encrypted &E, const char *out, const dcmc_key *key, int th
     E.pixels = nullptr;
     const uint64_t t2 = now_ns();
     const E_TransferSyntax xfer = output_xfer(ds, ts);
-    save(E.L.ff, out, xfer);
+    save(E.L().ff, out, xfer);
     tmp.check_written(ds);
     note_streamed(true);
     fill_times(info, t0, t1, t2, xfer);
@@ -203,23 +207,26 @@ bool decrypt_streamed(Encrypted &E, const char *out, const dcmc_key *key, int th
 
 } // namespace
 
-void peek(const char *in, dcmc_header *hdr)
+void peek(const char *in, dcmc_header *hdr, Loaded *pre)
 {
     init_once();
-    Loaded L;
-    load(in, L, false);
+    Loaded own;
+    Loaded &L = pre ? *pre : own;
+    if (!pre)
+        load(in, L, false);
     read_block(L.ds, *hdr, nullptr, in);
 }
 
 void decrypt(const char *in, const char *out, const dcmc_key *key, int threads,
-             dcmc_dicom_info *info)
+             dcmc_dicom_info *info, std::unique_ptr<Loaded> pre)
 {
     const uint64_t t0 = now_ns();
     note_streamed(false);
     /* One load: an object too small to stream, or not streamable, arrives with its frames. */
     auto loaded = std::make_unique<Encrypted>();
+    loaded->owned = std::move(pre);
     load_encrypted(in, *loaded, true);
-    fill_info(info, loaded->L, loaded->px);
+    fill_info(info, loaded->L(), loaded->px);
     if (loaded->pixels) {
         if (decrypt_streamed(*loaded, out, key, threads, info, t0, in))
             return;
@@ -228,10 +235,10 @@ void decrypt(const char *in, const char *out, const dcmc_key *key, int threads,
          * are needed in memory, so the object is read again, whole. */
         loaded = std::make_unique<Encrypted>();
         load_encrypted(in, *loaded, false);
-        fill_info(info, loaded->L, loaded->px);
+        fill_info(info, loaded->L(), loaded->px);
     }
     Encrypted &E = *loaded;
-    DcmDataset *ds = E.L.ds;
+    DcmDataset *ds = E.L().ds;
     Pixels &px = E.px;
     const uint64_t t1 = now_ns();
     std::string ts;
@@ -240,7 +247,7 @@ void decrypt(const char *in, const char *out, const dcmc_key *key, int threads,
     /* Record the syntax we really write in the meta header before encoders look at it. */
     const uint64_t t2 = now_ns();
     E_TransferSyntax xfer = output_xfer(ds, ts);
-    save(E.L.ff, out, xfer);
+    save(E.L().ff, out, xfer);
     fill_times(info, t0, t1, t2, xfer);
 }
 
@@ -261,14 +268,14 @@ void verify(const char *in, const dcmc_key *key, char sop_uid[65])
             refuse(E, st, in);
     }
     try {
-        check_bound(E.L.ds, attrs, alen, in);
+        check_bound(E.L().ds, attrs, alen, in);
     } catch (...) {
         dcmc_free(attrs, alen);
         throw;
     }
     dcmc_free(attrs, alen);
     if (sop_uid)
-        snprintf(sop_uid, 65, "%s", get_string(E.L.ds, DCM_SOPInstanceUID).c_str());
+        snprintf(sop_uid, 65, "%s", get_string(E.L().ds, DCM_SOPInstanceUID).c_str());
 }
 
 } // namespace dcmci

@@ -149,7 +149,7 @@ void transform_header(DcmDataset *ds, DcmDataset &orig, const dcmc_layout *l,
 
 void encrypt(const char *in, const char *out, const dcmc_key *key, const dcmc_kdf *kdf,
              const uint8_t uid_key[32], const dcmc_options *opt, const dcmc_dicom_options *dopt,
-             dcmc_dicom_info *info)
+             dcmc_dicom_info *info, std::unique_ptr<Loaded> pre)
 {
     init_once();
     note_streamed(false);
@@ -157,8 +157,14 @@ void encrypt(const char *in, const char *out, const dcmc_key *key, const dcmc_kd
         fail(DCMC_ERR_UNSUPPORTED, "big-endian hosts are not supported");
     check_output_syntax(dopt ? dopt->transfer_syntax : nullptr);
     const uint64_t t0 = now_ns();
-    Loaded L;
-    load(in, L, true);
+    std::unique_ptr<Loaded> own = std::move(pre);
+    if (own) {
+        require_pixels(*own, in);
+    } else {
+        own = std::make_unique<Loaded>();
+        load(in, *own, true);
+    }
+    Loaded &L = *own;
     if (find_block(L.ds) >= 0)
         fail(DCMC_ERR_ALREADY_ENCRYPTED, "%s is already encrypted by dcmcrypt", in);
     const std::string mark = encryption_mark(L.ds);

@@ -120,6 +120,8 @@ struct Loaded {
 void check_nesting(const char *path);
 /* max_read: values longer than this stay on disk until used (DCMTK's lazy loading). */
 void load(const char *path, Loaded &L, bool need_pixels, Uint32 max_read = DCM_MaxReadLength);
+/* DCMC_ERR_NOT_IMAGE (or UNSUPPORTED for float pixels) unless L has pixel data. */
+void require_pixels(const Loaded &L, const char *path);
 
 void set_max_expansion(unsigned ratio);
 /* Compressed pixel data decodes to `frames` frames of `l`: refuse that before any decoder runs
@@ -375,9 +377,11 @@ bool output_native(DcmDataset *ds, const std::string &ts_uid);
 
 /* ---- the operations (encrypt.cc, decrypt.cc, dicomdir.cc) ------------------------------------ */
 
+/* Every operation on a file either parses it (load) or takes the parse of dcmc_dicom_open
+ * (`pre`, consumed: the conversion changes it). */
 void encrypt(const char *in, const char *out, const dcmc_key *key, const dcmc_kdf *kdf,
              const uint8_t uid_key[32], const dcmc_options *opt, const dcmc_dicom_options *dopt,
-             dcmc_dicom_info *info);
+             dcmc_dicom_info *info, std::unique_ptr<Loaded> pre = nullptr);
 /* What encryption does to a header whose pixel data is out of it (l: the image's layout, or
  * null for an object without pixels); `orig` is a copy of it from before. */
 void transform_header(DcmDataset *ds, DcmDataset &orig, const dcmc_layout *l,
@@ -387,11 +391,13 @@ void transform_header(DcmDataset *ds, DcmDataset &orig, const dcmc_layout *l,
 void protect_header(const char *in, const char *out, const uint8_t uid_key[32],
                     const dcmc_dicom_options *dopt);
 void restore_header(const char *in, const char *out, const uint8_t uid_key[32]);
-void peek(const char *in, dcmc_header *hdr);
+void peek(const char *in, dcmc_header *hdr, Loaded *pre = nullptr);
 void decrypt(const char *in, const char *out, const dcmc_key *key, int threads,
-             dcmc_dicom_info *info);
+             dcmc_dicom_info *info, std::unique_ptr<Loaded> pre = nullptr);
 void verify(const char *in, const dcmc_key *key, char sop_uid[65]);
 void probe(const char *in, bool full, dcmc_dicom_probe_info *pi);
+/* What a parsed object is (probe's answer). */
+void classify(Loaded &L, dcmc_dicom_probe_info *pi);
 /* Every Referenced File ID of a DICOMDIR, '/'-separated, relative to its directory. */
 void dicomdir_refs(const char *in, std::vector<std::string> &refs);
 void dicomdir_write(const char *in, const char *out, const char *root, const char *const *files,

@@ -136,12 +136,18 @@ void load(const char *path, Loaded &L, bool need_pixels, Uint32 max_read)
     L.ts_uid = get_string(L.ff.getMetaInfo(), DCM_TransferSyntaxUID);
     if (L.ts_uid.empty())
         L.ts_uid = DcmXfer(L.ds->getOriginalXfer()).getXferID();
-    if (need_pixels && !L.ds->tagExists(DCM_PixelData)) {
-        if (L.ds->tagExists(DCM_FloatPixelData) || L.ds->tagExists(DCM_DoubleFloatPixelData))
-            fail(DCMC_ERR_UNSUPPORTED, "%s: float pixel data is not supported", path);
-        fail(DCMC_ERR_NOT_IMAGE, "%s: no pixel data (SOP class %s): not an image to encrypt", path,
-             get_string(L.ds, DCM_SOPClassUID).c_str());
-    }
+    if (need_pixels)
+        require_pixels(L, path);
+}
+
+void require_pixels(const Loaded &L, const char *path)
+{
+    if (L.ds->tagExists(DCM_PixelData))
+        return;
+    if (L.ds->tagExists(DCM_FloatPixelData) || L.ds->tagExists(DCM_DoubleFloatPixelData))
+        fail(DCMC_ERR_UNSUPPORTED, "%s: float pixel data is not supported", path);
+    fail(DCMC_ERR_NOT_IMAGE, "%s: no pixel data (SOP class %s): not an image to encrypt", path,
+         get_string(L.ds, DCM_SOPClassUID).c_str());
 }
 
 void set_max_expansion(unsigned ratio)
@@ -333,6 +339,11 @@ void probe(const char *in, bool full, dcmc_dicom_probe_info *pi)
     /* Without `full`, values above 4 KiB stay on disk: enough to classify, and fast. With it,
      * every value is read, so a file cut short fails here. */
     load(in, L, false, full ? DCM_MaxReadLength : 4096);
+    classify(L, pi);
+}
+
+void classify(Loaded &L, dcmc_dicom_probe_info *pi)
+{
     DcmDataset *ds = L.ds;
     const std::string cls = get_string(L.ff.getMetaInfo(), DCM_MediaStorageSOPClassUID);
     snprintf(pi->sop_instance_uid, sizeof pi->sop_instance_uid, "%s",

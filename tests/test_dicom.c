@@ -706,6 +706,80 @@ static void test_streamed_large_object(void)
 }
 
 
+/* One parse per file (dcmc_dicom_open): the same answer as dcmc_dicom_probe and dcmc_dicom_peek,
+ * conversions exact both ways, and a parse used up by its conversion. */
+static void test_object_api(void)
+{
+    static const char *files[] = {
+        "pydicom_CT_small_128x128.dcm", "pydicom-data_emri_small_enhancedMR_10frames.dcm",
+        "dcm_qa_ts_9_J2K-lossless.dcm", "clunie_image_dfl_deflate_1.2.840.10008.1.2.1.99.dcm",
+    };
+    dcmc_key key;
+    uint8_t uk[32];
+    test_key(&key, uk, 9);
+    char msg[DCMC_DICOM_MSG];
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+        const char *in = sample(files[i]);
+        dcmc_dicom_probe_info want, got;
+        CU_ASSERT_EQUAL_FATAL(dcmc_dicom_probe(in, 0, &want, msg, sizeof msg), DCMC_OK);
+        dcmc_dicom_object *obj = NULL;
+        CU_ASSERT_EQUAL_FATAL(dcmc_dicom_open(in, &obj, &got, msg, sizeof msg), DCMC_OK);
+        CU_ASSERT_EQUAL(got.kind, DCMC_DICOM_IMAGE);
+        CU_ASSERT_STRING_EQUAL(got.sop_instance_uid, want.sop_instance_uid);
+        dcmc_dicom_info info;
+        CU_ASSERT_EQUAL(dcmc_dicom_object_encrypt(obj, tmp("oe.dcm"), &key, NULL, uk, NULL, NULL,
+                                                  &info, msg, sizeof msg), DCMC_OK);
+        msg[0] = '\0';
+        CU_ASSERT_EQUAL(dcmc_dicom_object_encrypt(obj, tmp("oe2.dcm"), &key, NULL, uk, NULL, NULL,
+                                                  &info, msg, sizeof msg), DCMC_ERR_ARG);
+        CU_ASSERT(strstr(msg, "already converted") != NULL);
+        dcmc_header h;
+        CU_ASSERT_EQUAL(dcmc_dicom_object_peek(obj, &h, msg, sizeof msg), DCMC_ERR_ARG);
+        CU_ASSERT_EQUAL(access(tmp("oe2.dcm"), F_OK), -1);
+        dcmc_dicom_close(obj);
+
+        dcmc_header hp, ho;
+        CU_ASSERT_EQUAL_FATAL(dcmc_dicom_open(tmp("oe.dcm"), &obj, &got, msg, sizeof msg), DCMC_OK);
+        CU_ASSERT_EQUAL(got.kind, DCMC_DICOM_ENCRYPTED);
+        CU_ASSERT_EQUAL(dcmc_dicom_peek(tmp("oe.dcm"), &hp, msg, sizeof msg), DCMC_OK);
+        CU_ASSERT_EQUAL(dcmc_dicom_object_peek(obj, &ho, msg, sizeof msg), DCMC_OK);
+        CU_ASSERT(memcmp(hp.nonce, ho.nonce, sizeof hp.nonce) == 0 && hp.frames == ho.frames &&
+                  memcmp(hp.mac, ho.mac, sizeof hp.mac) == 0);
+        CU_ASSERT_EQUAL(dcmc_dicom_object_decrypt(obj, tmp("od.dcm"), &key, 0, &info, msg,
+                                                  sizeof msg), DCMC_OK);
+        CU_ASSERT_EQUAL(dcmc_dicom_object_decrypt(obj, tmp("od2.dcm"), &key, 0, &info, msg,
+                                                  sizeof msg), DCMC_ERR_ARG);
+        dcmc_dicom_close(obj);
+        uint8_t *a = NULL, *b = NULL;
+        size_t al = 0, bl = 0;
+        dcmc_dicom_info ia, ib;
+        CU_ASSERT_EQUAL(dcmc_dicom_read_pixels(in, &ia, &a, &al, msg, sizeof msg), DCMC_OK);
+        CU_ASSERT_EQUAL(dcmc_dicom_read_pixels(tmp("od.dcm"), &ib, &b, &bl, msg, sizeof msg),
+                        DCMC_OK);
+        CU_ASSERT(al == bl && a && b && memcmp(a, b, al) == 0);
+        dcmc_free(a, al);
+        dcmc_free(b, bl);
+    }
+    /* Not DICOM: an error and no object. */
+    spit(tmp("junk.dcm"), (const uint8_t *)"not a DICOM object at all", 25);
+    dcmc_dicom_object *obj = (dcmc_dicom_object *)&key;
+    dcmc_dicom_probe_info pi;
+    CU_ASSERT_NOT_EQUAL(dcmc_dicom_open(tmp("junk.dcm"), &obj, &pi, msg, sizeof msg), DCMC_OK);
+    CU_ASSERT_PTR_NULL(obj);
+    dcmc_dicom_close(NULL);
+    CU_ASSERT_EQUAL(dcmc_dicom_object_peek(NULL, NULL, msg, sizeof msg), DCMC_ERR_ARG);
+    /* An encrypted object encrypted again, and an image decrypted: the usual refusals. */
+    CU_ASSERT_EQUAL_FATAL(dcmc_dicom_open(tmp("oe.dcm"), &obj, &pi, msg, sizeof msg), DCMC_OK);
+    dcmc_dicom_info info;
+    CU_ASSERT_EQUAL(dcmc_dicom_object_encrypt(obj, tmp("oe3.dcm"), &key, NULL, uk, NULL, NULL,
+                                              &info, msg, sizeof msg), DCMC_ERR_ALREADY_ENCRYPTED);
+    dcmc_dicom_close(obj);
+    CU_ASSERT_EQUAL_FATAL(dcmc_dicom_open(sample(files[0]), &obj, &pi, msg, sizeof msg), DCMC_OK);
+    CU_ASSERT_EQUAL(dcmc_dicom_object_decrypt(obj, tmp("od3.dcm"), &key, 0, &info, msg, sizeof msg),
+                    DCMC_ERR_NOT_ENCRYPTED);
+    dcmc_dicom_close(obj);
+}
+
 int dcmc_test_register_dicom(void)
 {
     static const dcmc_test_case cases[] = {
@@ -719,6 +793,7 @@ int dcmc_test_register_dicom(void)
         {"streamed and whole: the same files, either reads the other's", test_streamed_same_as_whole},
         {"streamed decryption: wrong key, tampering, truncation", test_streamed_refusals},
         {"a 34 MB object streams both ways, exactly", test_streamed_large_object},
+        {"one parse per file: open, peek, convert, used up", test_object_api},
         {NULL, NULL},
     };
     CU_pSuite s = CU_add_suite("dicom", suite_init, suite_clean);

@@ -115,6 +115,30 @@ typedef struct dcmc_dicom_probe_info {
 DCMC_API dcmc_status dcmc_dicom_probe(const char *in, int full, dcmc_dicom_probe_info *info,
                                       char *msg, size_t msg_len);
 
+/* One parse per file: an object parsed once and kept (values above 4 KiB stay on disk until
+ * used, so the file must stay as it is until the object is closed), then asked what it is,
+ * for its dcmcrypt header, and converted, without reading its header again. A conversion uses
+ * the parse up: afterwards the object can only be closed (other calls: DCMC_ERR_ARG). Batch
+ * conversion (--recurse) parses every file once this way. */
+typedef struct dcmc_dicom_object dcmc_dicom_object;
+/* dcmc_dicom_probe(in, 0, info) that keeps the parse in *obj (close it with dcmc_dicom_close,
+ * also after an error: *obj is NULL then). */
+DCMC_API DCMC_NODISCARD dcmc_status dcmc_dicom_open(const char *in, dcmc_dicom_object **obj,
+                                                    dcmc_dicom_probe_info *info, char *msg,
+                                                    size_t msg_len);
+/* dcmc_dicom_peek, dcmc_dicom_encrypt and dcmc_dicom_decrypt of the object's file. */
+DCMC_API dcmc_status dcmc_dicom_object_peek(dcmc_dicom_object *obj, dcmc_header *hdr, char *msg,
+                                            size_t msg_len);
+DCMC_API dcmc_status dcmc_dicom_object_encrypt(dcmc_dicom_object *obj, const char *out,
+                                               const dcmc_key *key, const dcmc_kdf *kdf,
+                                               const uint8_t uid_key[32], const dcmc_options *opt,
+                                               const dcmc_dicom_options *dopt,
+                                               dcmc_dicom_info *info, char *msg, size_t msg_len);
+DCMC_API dcmc_status dcmc_dicom_object_decrypt(dcmc_dicom_object *obj, const char *out,
+                                               const dcmc_key *key, int threads,
+                                               dcmc_dicom_info *info, char *msg, size_t msg_len);
+DCMC_API void dcmc_dicom_close(dcmc_dicom_object *obj);
+
 /* An object without pixel data (SR, key object selection, presentation state, RT structure
  * set...) in an encrypted tree: every instance UID through the same keyed map as the images, so
  * its references still resolve, and with dopt->deidentify the same profile; the originals in an

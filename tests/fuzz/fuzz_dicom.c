@@ -2,8 +2,8 @@
  * fuzz_dicom.c - libFuzzer target for everything that parses an untrusted object: the adapter's
  * load path (DCMTK parsing, every decoder including OpenJPEG, layout checks, frame unpacking)
  * through dcmc_dicom_read_pixels, and the decryption path (private block, header reader,
- * payload, key check, MAC) through dcmc_dicom_decrypt with a fixed key, and what batch
- * conversion reads from every file of a tree: dcmc_dicom_probe (quick and full),
+ * payload, key check, MAC) through dcmc_dicom_open's object with a fixed key, and what batch
+ * conversion reads from every file of a tree: dcmc_dicom_open (the quick probe), dcmc_dicom_probe,
  * dcmc_dicom_verify and the Referenced File IDs of DICOMDIRs. Seeded with sample-data/dicom,
  * the DICOMDIRs of sample-data/study-tree and encrypted objects (scripts/fuzz.sh).
  */
@@ -40,13 +40,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (dcmc_dicom_read_pixels(in, &info, &px, &len, msg, sizeof msg) == DCMC_OK)
         dcmc_free(px, len);
     /* OK only for an object encrypted with this key (the committed seeds are): either way the
-     * status is not the finding; a crash or a sanitizer report is. */
-    dcmc_status st = dcmc_dicom_decrypt(in, out, &key, 1, &info, msg, sizeof msg);
-    (void)st;
-    unlink(out);
+     * status is not the finding; a crash or a sanitizer report is. Through one parse, as batch
+     * conversion does: open (the quick probe), the header, decryption. */
     dcmc_dicom_probe_info pi;
-    for (int full = 0; full < 2; full++)
-        dcmc_dicom_probe(in, full, &pi, msg, sizeof msg);
+    dcmc_dicom_object *obj = NULL;
+    dcmc_status st = dcmc_dicom_open(in, &obj, &pi, msg, sizeof msg);
+    if (st == DCMC_OK) {
+        dcmc_header h;
+        st = dcmc_dicom_object_peek(obj, &h, msg, sizeof msg);
+        st = dcmc_dicom_object_decrypt(obj, out, &key, 1, &info, msg, sizeof msg);
+        (void)st;
+        unlink(out);
+    }
+    dcmc_dicom_close(obj);
+    dcmc_dicom_probe(in, 1, &pi, msg, sizeof msg);
     char uid[65];
     st = dcmc_dicom_verify(in, &key, uid, msg, sizeof msg);
     (void)st;
