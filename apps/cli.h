@@ -118,6 +118,7 @@ void cli_msg_rename(char *msg, size_t len, const char *from, const char *to);
 /* What one run of a tool learns, for its closing lines. */
 typedef struct cli_run {
     dcmc_header hdr;        /* dcmdecrypt: the input's header, read first */
+    dcmc_dicom_object *obj; /* dcmdecrypt: the input's one parse (closed by cli_main) */
     int header_only;        /* an object without pixels: its header protected or restored */
     dcmc_dicom_info info;
     char msg[DCMC_DICOM_MSG];

@@ -66,5 +66,7 @@ int cli_main(const cli_tool *t, int argc, char **argv)
         return batch_run(&c);
     cli_run r;
     memset(&r, 0, sizeof r);
-    return convert_one(t, &c, &r);
+    const int code = convert_one(t, &c, &r);
+    dcmc_dicom_close(r.obj);
+    return code;
 }

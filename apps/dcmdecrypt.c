@@ -10,15 +10,18 @@
 #include "cli.h"
 
 /* Read the header first: a passphrase needs the file's salt, and a file that is not ours should
- * fail before anyone is asked for a passphrase. */
+ * fail before anyone is asked for a passphrase. The file is parsed once, here; decryption uses
+ * that parse. */
 static int check(const cli *c, cli_run *r)
 {
     dcmc_dicom_probe_info pi;
-    if (dcmc_dicom_probe(c->in, 0, &pi, NULL, 0) == DCMC_OK && pi.kind == DCMC_DICOM_PROTECTED) {
+    dcmc_status st = dcmc_dicom_open(c->in, &r->obj, &pi, r->msg, sizeof r->msg);
+    if (st == DCMC_OK && pi.kind == DCMC_DICOM_PROTECTED) {
         r->header_only = 1; /* no cipher header: the key opens its Encrypted Attributes item */
         return -1;
     }
-    const dcmc_status st = dcmc_dicom_peek(c->in, &r->hdr, r->msg, sizeof r->msg);
+    if (st == DCMC_OK)
+        st = dcmc_dicom_object_peek(r->obj, &r->hdr, r->msg, sizeof r->msg);
     if (st != DCMC_OK) {
         cli_status_msg(r->msg, sizeof r->msg, st);
         cli_error(c, "%s", r->msg);
@@ -62,8 +65,8 @@ static dcmc_status decrypt(const cli *c, cli_secret *s, const char *tmp, cli_run
                                           &s->key);
     }
     if (st == DCMC_OK)
-        st = dcmc_dicom_decrypt(c->in, tmp, &s->key, c->opt.threads, &r->info, r->msg,
-                                sizeof r->msg);
+        st = dcmc_dicom_object_decrypt(r->obj, tmp, &s->key, c->opt.threads, &r->info, r->msg,
+                                       sizeof r->msg);
     else
         snprintf(r->msg, sizeof r->msg, "key derivation failed: %s", dcmc_status_str(st));
     return st;
