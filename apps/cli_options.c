@@ -254,8 +254,8 @@ static const cli_option k_options[] = {
     {"--scrypt-max-mib", 0, "N", FOR_BOTH, SEC_KEY,
      "refuse scrypt costs above N MiB (default 256)", FN(opt_scrypt_max), 0},
     {"--max-expansion", 0, "N", FOR_BOTH, SEC_KEY,
-     "refuse compressed pixel data that would decode to more\nthan N times the file's size "
-     "(default 64; 4 MiB always)",
+     "refuse compressed pixel data or a deflated dataset that\nwould decode to more than N "
+     "times the file's size (default\n64; 4 MiB always)",
      FN(opt_max_expansion), 0},
     {"--preset", 0, "NAME", FOR_ENC, SEC_CIPHER, "at-resnet-cm (default) or resnet-cm",
      FN(opt_preset), 0},

@@ -429,6 +429,7 @@ extern "C" int dcmci_prescan(const char *path, unsigned stop_at, dcmci_prescan_r
         dcmci::prescan::Scanner *sc = new dcmci::prescan::Scanner(f, stop_at); /* ~200 KB of buffers: not on the stack */
         rc = sc->run(depth);
         result->bad_record_type = sc->bad_record_type_;
+        result->inflated = sc->inflated();
         int saved = errno;
         delete sc;
         errno = saved;

@@ -15,6 +15,8 @@
 #ifndef DCMCRYPT_PRESCAN_H
 #define DCMCRYPT_PRESCAN_H
 
+#include <stdint.h>
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -41,6 +43,7 @@ typedef struct dcmci_prescan_result {
     int bad_record_type; /* a Directory Record Type (0004,1430) with a component longer than
                           * 16 characters: DCMTK 3.6.7 can throw out of its parser (and leak)
                           * on such a DICOMDIR record */
+    uint64_t inflated;   /* bytes of a deflated data set scanned, inflated (0: not deflated) */
 } dcmci_prescan_result;
 int dcmci_prescan(const char *path, unsigned stop_at, dcmci_prescan_result *result);
 

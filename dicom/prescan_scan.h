@@ -106,6 +106,7 @@ public:
     int run(unsigned *depth);
 
     bool bad_record_type_ = false; /* see check_record_type() */
+    uint64_t inflated() const { return src_.inflated(); }
 
 private:
     /* prescan.cc: the readings and their frames */

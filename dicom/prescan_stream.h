@@ -58,6 +58,8 @@ public:
     unsigned restarts() const { return restarts_; }
     /* Highest offsets reached in both modes: the measure of the work allowed. */
     uint64_t reached() const { return add_sat(hi_raw_, hi_z_); }
+    /* Highest offset reached in a deflated data set: about its inflated size once scanned. */
+    uint64_t inflated() const { return hi_z_; }
 
     size_t read(uint8_t *dst, size_t n);
 

@@ -81,6 +81,23 @@ def plain(out):
     assert len(data) <= 65536, len(data)
     with open(out + "/deflate-bomb.dcm", "wb") as f:
         f.write(data)
+    # A deflated dataset of 2.6 million empty elements, 31 MB inflated from under 64 KB: DCMTK's
+    # parser spent about 3 s of CPU over it (the duplicates ignored, the object then encrypted;
+    # a fuzzing find, 2026-12, whose 93 KB file took 5-10 s). Now the pre-scan refuses it by
+    # its inflated size, as the pixel decoders' limit (--max-expansion) says.
+    ds = image(1, 1, bits=8, stored=8, ts=DeflatedExplicitVRLittleEndian)
+    ds.PixelData = bytes(2)
+    buf = BytesIO()
+    ds.save_as(buf, write_like_original=False)
+    data = buf.getvalue()
+    meta_end = 132 + 12 + struct.unpack_from("<I", data, 132 + 8)[0]  # after (0002,0000)'s group
+    body = zlib.decompress(data[meta_end:], -15)
+    run = struct.pack("<HH2sHI", 0x0009, 0x1000, b"UN", 0, 0) * 2600000
+    z = zlib.compressobj(9, zlib.DEFLATED, -15)
+    packed = z.compress(run + body) + z.flush()
+    assert len(data[:meta_end]) + len(packed) <= 65536, len(packed)
+    with open(out + "/deflate-elements.dcm", "wb") as f:
+        f.write(data[:meta_end] + packed)
     # Number of Frames far beyond the pixel data.
     ds = image(64, 64, frames=2000000000)
     ds.PixelData = bytes(64 * 64 * 2)
