@@ -3,6 +3,7 @@
  * reader on hostile input: every malformed field gets its own status, nothing crashes.
  */
 #define _POSIX_C_SOURCE 200809L
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -321,6 +322,52 @@ static void test_team_fallback(void)
     CU_ASSERT_EQUAL(dcmci_team_size(&t), 1);
 }
 
+/* A new team of the same thread (the next file's frame cipher) starts where the last one left:
+ * still alone after a loss, on every thread after a win; other threads keep their own. */
+static void *inherit_elsewhere(void *arg)
+{
+    dcmci_team *t = arg;
+    dcmci_team_init(t, 2);
+    dcmci_team_inherit(t);
+    dcmci_team_frame(t);
+    return NULL;
+}
+
+static void test_team_inherit(void)
+{
+    const uint64_t ms = 1000000;
+    dcmci_team a, b, c;
+    dcmci_team_init(&a, 2);
+    dcmci_team_hand_on(&a); /* a known start, whatever earlier suites left */
+    dcmci_team_frame(&a);
+    dcmci_team_account(&a, 5 * ms, 2 * ms); /* lost */
+    dcmci_team_hand_on(&a);
+    dcmci_team_init(&b, 2);
+    dcmci_team_inherit(&b);
+    dcmci_team_frame(&b);
+    CU_ASSERT_EQUAL(dcmci_team_size(&b), 1); /* the frame after a loss runs alone */
+    pthread_t th;
+    CU_ASSERT_EQUAL_FATAL(pthread_create(&th, NULL, inherit_elsewhere, &c), 0);
+    pthread_join(th, NULL);
+    CU_ASSERT_EQUAL(dcmci_team_size(&c), 2); /* another thread learnt nothing */
+    dcmci_team_frame(&b);
+    CU_ASSERT_EQUAL(dcmci_team_size(&b), 2);
+    dcmci_team_account(&b, ms, 2 * ms); /* won */
+    dcmci_team_hand_on(&b);
+    dcmci_team_init(&c, 2);
+    dcmci_team_inherit(&c);
+    CU_ASSERT_EQUAL(c.backoff, 1u);
+    dcmci_team_frame(&c);
+    CU_ASSERT_EQUAL(dcmci_team_size(&c), 2);
+    dcmci_team one;
+    dcmci_team_init(&one, 1);
+    dcmci_team_hand_on(&one); /* a team of one hands nothing on */
+    dcmci_team_init(&c, 2);
+    dcmci_team_inherit(&c);
+    CU_ASSERT_EQUAL(c.skip, 0u);
+    CU_ASSERT_EQUAL(c.backoff, 1u);
+}
+
 int dcmc_test_register_core(void)
 {
     static const dcmc_test_case cases[] = {
@@ -333,6 +380,7 @@ int dcmc_test_register_core(void)
         {"header round trip", test_header_roundtrip},
         {"header rejects hostile fields", test_header_hostile},
         {"thread team falls back to one and backs off", test_team_fallback},
+        {"thread team: the next file's team inherits, per thread", test_team_inherit},
         {NULL, NULL},
     };
     return dcmc_test_add_suite("core", cases);

@@ -146,6 +146,7 @@ void dcmc_frame_cipher_free(dcmc_frame_cipher *fc)
 {
     if (fc == NULL)
         return;
+    dcmci_team_hand_on(&fc->team); /* to the next frame cipher of this thread */
     dcmci_coupling_free(&fc->coupling);
     if (fc->v)
         dcmc_free(fc->v, fc->len * sizeof *fc->v);
@@ -191,6 +192,7 @@ dcmc_status dcmc_frame_cipher_new(dcmc_frame_cipher **out, const dcmc_key *key,
     }
     fc->threads = dcmci_threads_resolve(threads);
     dcmci_team_init(&fc->team, fc->threads);
+    dcmci_team_inherit(&fc->team);
     st = dcmci_coupling_init(&fc->coupling, &hdr->preset, &hdr->layout, &fc->team);
     if (st != DCMC_OK)
         goto fail;

@@ -76,6 +76,13 @@ void dcmci_team_region(dcmci_team *t, uint64_t wall_ns, uint64_t own_ns, size_t 
 /* A region whose estimate for the calling thread alone was reckoned by its caller. */
 void dcmci_team_account(dcmci_team *t, uint64_t wall_ns, uint64_t alone_ns);
 
+/* A thread that converts file after file makes a new frame cipher, and so a new team, for each
+ * file. What the last team of the calling thread learnt (frames still to run alone, the backoff)
+ * is handed on to the next, so that a tree of single-frame files on a busy machine does not pay
+ * for the first loss again at every file. Teams of one thread neither take nor give. */
+void dcmci_team_inherit(dcmci_team *t);
+void dcmci_team_hand_on(const dcmci_team *t);
+
 /* Test hook, not API: frames from now on go alone after `regions` regions and never because of
  * what is measured (UINT_MAX: never alone); 0 returns to measuring. */
 void dcmci_team_force(dcmci_team *t, unsigned regions);
